@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+// strictmx.toml parser, driven by one table of settings.
+#include "config/config.hh"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "dns/name.hh"
+#include "util/strings.hh"
+
+namespace strictmx::config {
+namespace {
+
+struct Setting {
+    SettingDoc doc;
+    std::function<void(Config&, const toml::node&, const std::string&)> set;
+    std::function<std::string(const Config&)> show;
+};
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) {
+    throw std::runtime_error(where + ": " + what);
+}
+
+std::string quote(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string get_string(const toml::node& n, const std::string& where) {
+    auto v = n.value<std::string>();
+    if (!n.is_string() || !v) fail(where, "expected a string");
+    return *v;
+}
+
+int get_int(const toml::node& n, const std::string& where, long long lo, long long hi) {
+    if (!n.is_integer()) fail(where, "expected an integer");
+    long long v = *n.value<long long>();
+    if (v < lo || v > hi) fail(where, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return static_cast<int>(v);
+}
+
+std::vector<std::string> get_strings(const toml::node& n, const std::string& where) {
+    const toml::array* a = n.as_array();
+    if (!a) fail(where, "expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& e : *a) out.push_back(get_string(e, where));
+    return out;
+}
+
+std::string show_strings(const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + quote(v[i]);
+    return out + "]";
+}
+
+OnFailure get_on_failure(const toml::node& n, const std::string& where) {
+    std::string s = get_string(n, where);
+    if (s == "tempfail") return OnFailure::Tempfail;
+    if (s == "notfound") return OnFailure::NotFound;
+    fail(where, "expected \"tempfail\" or \"notfound\"");
+}
+std::string show_on_failure(OnFailure f) { return f == OnFailure::Tempfail ? "\"tempfail\"" : "\"notfound\""; }
+
+#define STR(section, key, field, desc)                                                             \
+    Setting {                                                                                      \
+        {section "." key, "string", "", desc},                                                     \
+            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_string(n, w); }, \
+            [](const Config& c) { return quote(c.field); }                                         \
+    }
+#define INT(section, key, field, lo, hi, desc)                                                     \
+    Setting {                                                                                      \
+        {section "." key, "integer", "", desc},                                                    \
+            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_int(n, w, lo, hi); }, \
+            [](const Config& c) { return std::to_string(c.field); }                                \
+    }
+#define STRS(section, key, field, desc)                                                            \
+    Setting {                                                                                      \
+        {section "." key, "array of strings", "", desc},                                           \
+            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_strings(n, w); }, \
+            [](const Config& c) { return show_strings(c.field); }                                  \
+    }
+#define FAILURE(key, field, desc)                                                                  \
+    Setting {                                                                                      \
+        {"policy.on_failure." key, "\"tempfail\" | \"notfound\"", "", desc},                       \
+            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_on_failure(n, w); }, \
+            [](const Config& c) { return show_on_failure(c.field); }                               \
+    }
+
+const std::vector<Setting>& table() {
+    static const std::vector<Setting> t = [] {
+        std::vector<Setting> v = {
+            STR("daemon", "log", log, "Where log lines go: \"syslog\" (facility mail) or \"stderr\"."),
+            INT("daemon", "verbosity", verbosity, 0, 3,
+                "0 errors only, 1 adds warnings, 2 adds one line per decision, 3 adds DNS and HTTPS detail."),
+            STR("daemon", "user", user,
+                "Drop privileges to this user (and its group) after binding the listeners. Empty: keep the current user."),
+            STR("daemon", "state_dir", state_dir, "Directory for the cache and the root trust anchor."),
+            INT("daemon", "max_connections", max_connections, 1, 1'000'000,
+                "Client connections served at once; further connections wait in the listen queue."),
+            INT("daemon", "idle_timeout_s", idle_timeout_s, 1, 86'400,
+                "Close a client connection idle this long (Postfix closes its own after 10 s idle)."),
+            STR("resolver", "unbound_config", unbound_config,
+                "A libunbound configuration file read with ub_ctx_config (forwarders, trust anchors, local zones). Empty: full recursion from the root."),
+            STRS("resolver", "forwarders", forwarders, "Forward queries to these resolvers (\"IP\" or \"IP@PORT\"); they must pass DNSSEC records through."),
+            STR("resolver", "trust_anchor_file", trust_anchor_file,
+                "Root trust anchor kept current by RFC 5011 (ub_ctx_add_ta_autr). Default: STATE_DIR/root.key, seeded from /usr/share/dns/root.key."),
+            INT("resolver", "timeout_ms", resolver_timeout_ms, 100, 60'000, "Give up on one DNS query after this long."),
+            STR("https", "ca_file", ca_file, "CA bundle for policy hosts. Empty: the system bundle."),
+            STRS("https", "connect_to", connect_to,
+                 "curl CONNECT_TO entries HOST:PORT:CONNECT_HOST:CONNECT_PORT: reach a policy host at another address without changing the URL or the name checked."),
+            STR("https", "proxy", proxy, "HTTPS proxy URL. Empty: no proxy, whatever the environment says."),
+            INT("https", "timeout_ms", https_timeout_ms, 100, 120'000, "Whole policy fetch deadline."),
+            INT("https", "connect_timeout_ms", https_connect_timeout_ms, 100, 120'000, "TCP and TLS connect deadline."),
+            STR("cache", "path", cache_path, "SQLite cache file. Default: STATE_DIR/cache.db."),
+            INT("cache", "negative_ttl", negative_ttl, 60, 86'400,
+                "How long a domain without a policy is remembered (seconds)."),
+            INT("cache", "fetch_failure_ttl", fetch_failure_ttl, 10, 86'400,
+                "How long a domain whose policy could not be fetched or read, with nothing cached, is remembered as having none."),
+            INT("cache", "refresh_interval", refresh_interval, 60, 604'800,
+                "Look at a cached policy's TXT record this often (with 10% jitter) and refetch when its id changed or half its max_age has passed."),
+            INT("cache", "refresh_backoff", refresh_backoff, 1, 86'400,
+                "First retry delay after a failed refresh; doubles per failure up to refresh_interval."),
+            INT("cache", "max_refreshes", max_refreshes, 1, 10'000, "Background refreshes in flight at once."),
+            INT("policy", "lookup_deadline_ms", lookup_deadline_ms, 100, 90'000,
+                "A lookup with nothing cached waits this long for its resolution, then answers TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
+            FAILURE("dns_timeout", dns_timeout, "Answer when a DNS query needed for a decision times out."),
+            FAILURE("dns_servfail", dns_servfail, "Answer when a DNS query needed for a decision fails (SERVFAIL, REFUSED)."),
+            FAILURE("dnssec_bogus", dnssec_bogus, "Answer when a DNSSEC-signed answer fails validation."),
+        };
+        return v;
+    }();
+    return t;
+}
+
+void check_listen(const Listen& l, const std::string& where) {
+    if (l.type != "socketmap" && l.type != "tcp_table")
+        fail(where, "type must be \"socketmap\" or \"tcp_table\"");
+    if (!l.address.starts_with("inet:") && !l.address.starts_with("unix:"))
+        fail(where, "address must be inet:HOST:PORT or unix:PATH");
+    if (!l.mode.empty()) {
+        if (l.mode.size() > 4) fail(where, "mode must be octal, e.g. \"0660\"");
+        for (char c : l.mode)
+            if (c < '0' || c > '7') fail(where, "mode must be octal, e.g. \"0660\"");
+    }
+}
+
+}  // namespace
+
+Config defaults(const std::string& state_dir) {
+    Config c;
+    c.state_dir = state_dir;
+    c.listen.push_back(Listen{"socketmap", "inet:127.0.0.1:8461", "", "", "", ""});
+    return c;
+}
+
+const std::vector<SettingDoc>& settings() {
+    static const std::vector<SettingDoc> docs = [] {
+        std::vector<SettingDoc> out;
+        Config d = defaults();
+        for (const auto& s : table()) {
+            SettingDoc doc = s.doc;
+            doc.def = s.show(d);
+            out.push_back(doc);
+        }
+        out.push_back({"policy.overrides", "table of domain = answer", "{}",
+                       "Static answers that win over DNS and MTA-STS, e.g. \"example.org\" = \"secure match=mx.example.org\"; \"\" answers NOTFOUND."});
+        out.push_back({"listen", "array of tables", "[{type=\"socketmap\", address=\"inet:127.0.0.1:8461\"}]",
+                       "Listeners: type (socketmap | tcp_table), address (inet:HOST:PORT | unix:PATH), profile (tcp_table), mode/owner/group (unix)."});
+        return out;
+    }();
+    return docs;
+}
+
+Config parse(const std::string& text, const std::string& origin) {
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream os;
+        os << origin << ":" << e.source().begin.line << ": " << e.description();
+        throw std::runtime_error(os.str());
+    }
+    Config c = defaults();
+    bool listen_given = false;
+    std::set<std::string> known;
+    for (const auto& s : table()) known.insert(s.doc.name);
+    // Walk every key so unknown ones are errors.
+    for (const auto& [sec_key, sec_node] : root) {
+        std::string section(sec_key.str());
+        std::string where = origin + ": " + section;
+        if (section == "listen") {
+            const toml::array* arr = sec_node.as_array();
+            if (!arr) fail(where, "use [[listen]] entries");
+            listen_given = true;
+            c.listen.clear();
+            for (const auto& item : *arr) {
+                const toml::table* t = item.as_table();
+                if (!t) fail(where, "use [[listen]] entries");
+                Listen l;
+                for (const auto& [k, v] : *t) {
+                    std::string key(k.str());
+                    std::string w = where + "." + key;
+                    if (key == "type") l.type = get_string(v, w);
+                    else if (key == "address") l.address = get_string(v, w);
+                    else if (key == "profile") l.profile = get_string(v, w);
+                    else if (key == "mode") l.mode = get_string(v, w);
+                    else if (key == "owner") l.owner = get_string(v, w);
+                    else if (key == "group") l.group = get_string(v, w);
+                    else fail(w, "unknown setting");
+                }
+                check_listen(l, where);
+                c.listen.push_back(std::move(l));
+            }
+            continue;
+        }
+        const toml::table* sec = sec_node.as_table();
+        if (!sec) fail(where, "expected a [section]");
+        for (const auto& [k, v] : *sec) {
+            std::string name = section + "." + std::string(k.str());
+            std::string w = origin + ": " + name;
+            if (name == "policy.overrides") {
+                const toml::table* ov = v.as_table();
+                if (!ov) fail(w, "expected a table of domain = answer");
+                for (const auto& [dk, dv] : *ov) {
+                    std::string answer = get_string(dv, w + "." + std::string(dk.str()));
+                    if (answer.find_first_of("\r\n") != std::string::npos) fail(w, "answer contains a line break");
+                    auto key = dns::classify_key(dk.str());
+                    if (key.kind != dns::KeyKind::Domain) fail(w, std::string(dk.str()) + ": not a domain name");
+                    c.overrides[key.domain] = answer;
+                }
+                continue;
+            }
+            if (name == "policy.on_failure") {
+                const toml::table* of = v.as_table();
+                if (!of) fail(w, "expected a table");
+                for (const auto& [fk, fv] : *of) {
+                    std::string fname = name + "." + std::string(fk.str());
+                    bool found = false;
+                    for (const auto& s : table()) {
+                        if (s.doc.name == fname) {
+                            s.set(c, fv, origin + ": " + fname);
+                            found = true;
+                        }
+                    }
+                    if (!found) fail(origin + ": " + fname, "unknown setting");
+                }
+                continue;
+            }
+            bool found = false;
+            for (const auto& s : table()) {
+                if (s.doc.name == name) {
+                    s.set(c, v, w);
+                    found = true;
+                    break;
+                }
+            }
+            if (!found) fail(w, "unknown setting");
+        }
+    }
+    if (!listen_given && c.listen.empty()) c.listen = defaults().listen;
+    if (c.log != "syslog" && c.log != "stderr") fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
+    return c;
+}
+
+Config load(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + ": cannot read the configuration file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str(), path);
+}
+
+std::string dump(const Config& c) {
+    std::string out;
+    std::string current;
+    for (const auto& s : table()) {
+        const std::string& name = s.doc.name;
+        std::size_t dot = name.rfind('.');
+        std::string section = name.substr(0, dot);
+        if (section != current) {
+            out += (out.empty() ? "[" : "\n[") + section + "]\n";
+            current = section;
+        }
+        out += name.substr(dot + 1) + " = " + s.show(c) + "\n";
+    }
+    out += "\n[policy.overrides]\n";
+    for (const auto& [d, a] : c.overrides) out += quote(d) + " = " + quote(a) + "\n";
+    for (const auto& l : c.listen) {
+        out += "\n[[listen]]\ntype = " + quote(l.type) + "\naddress = " + quote(l.address) + "\n";
+        if (!l.profile.empty()) out += "profile = " + quote(l.profile) + "\n";
+        if (!l.mode.empty()) out += "mode = " + quote(l.mode) + "\n";
+        if (!l.owner.empty()) out += "owner = " + quote(l.owner) + "\n";
+        if (!l.group.empty()) out += "group = " + quote(l.group) + "\n";
+    }
+    return out;
+}
+
+}  // namespace strictmx::config

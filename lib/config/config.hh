@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// strictmx.toml: one table of settings (name, type, default, description) drives the parser,
+// --check-config and the strictmx.toml(5) reference.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace strictmx::config {
+
+// What a failure class turns into. Tempfail defers the mail (the safe default); NotFound lets
+// Postfix apply its own default TLS level.
+enum class OnFailure { Tempfail, NotFound };
+
+struct Listen {
+    std::string type;      // socketmap | tcp_table
+    std::string address;   // inet:HOST:PORT | unix:PATH
+    std::string profile;   // tcp_table: the answer profile (socketmap: chosen by map name)
+    std::string mode;      // unix sockets: octal permission bits, e.g. "0660"
+    std::string owner;     // unix sockets: owner user name
+    std::string group;     // unix sockets: group name
+};
+
+struct Config {
+    // [daemon]
+    std::string log = "syslog";  // syslog | stderr
+    int verbosity = 2;           // 0 errors, 1 warnings, 2 decisions, 3 debug
+    std::string user;            // drop privileges to this user after binding ("" = stay)
+    std::string state_dir = "/var/lib/strictmx";
+    int max_connections = 1024;
+    int idle_timeout_s = 300;
+    // [resolver]
+    std::string unbound_config;
+    std::vector<std::string> forwarders;
+    std::string trust_anchor_file;  // default: STATE_DIR/root.key
+    int resolver_timeout_ms = 5000;
+    // [https]
+    std::string ca_file;
+    std::vector<std::string> connect_to;
+    std::string proxy;
+    int https_timeout_ms = 10'000;
+    int https_connect_timeout_ms = 5'000;
+    // [cache]
+    std::string cache_path;  // default: STATE_DIR/cache.db
+    int negative_ttl = 3600;
+    int fetch_failure_ttl = 300;
+    int refresh_interval = 3600;
+    int refresh_backoff = 60;
+    int max_refreshes = 32;
+    // [policy]
+    int lookup_deadline_ms = 10'000;
+    OnFailure dns_timeout = OnFailure::Tempfail;
+    OnFailure dns_servfail = OnFailure::Tempfail;
+    OnFailure dnssec_bogus = OnFailure::Tempfail;
+    std::map<std::string, std::string> overrides;
+    // [[listen]]
+    std::vector<Listen> listen;
+};
+
+// The built-in configuration: socketmap on 127.0.0.1:8461, state in `state_dir`.
+Config defaults(const std::string& state_dir = "/var/lib/strictmx");
+
+// Parse a file. Throws std::runtime_error with "FILE: key: problem" on any error, unknown
+// keys included (a typo must not silently fall back to a default).
+Config load(const std::string& path);
+Config parse(const std::string& text, const std::string& origin);
+
+// Every setting with its type, default and description, as the reference lists them.
+struct SettingDoc {
+    std::string name, type, def, description;
+};
+const std::vector<SettingDoc>& settings();
+
+// The effective configuration as TOML (for --check-config).
+std::string dump(const Config& c);
+
+}  // namespace strictmx::config

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// Domain names: validation, IDNA conversion and classification of Postfix policy keys.
+#include "dns/name.hh"
+
+#include <arpa/inet.h>
+#include <idn2.h>
+
+#include <cstdlib>
+
+#include "util/strings.hh"
+
+namespace strictmx::dns {
+
+bool is_hostname(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t labels = 0;
+    bool last_all_digits = false;
+    for (auto label : split(name, '.')) {
+        ++labels;
+        if (label.empty() || label.size() > 63) return false;
+        if (label.front() == '-' || label.back() == '-') return false;
+        bool all_digits = true;
+        for (char c : label) {
+            bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+            bool digit = c >= '0' && c <= '9';
+            if (!alpha && !digit && c != '-') return false;
+            if (!digit) all_digits = false;
+        }
+        last_all_digits = all_digits;
+    }
+    return labels >= 2 && !last_all_digits;
+}
+
+bool is_ip_literal(std::string_view s) {
+    std::string str(s);
+    unsigned char buf[16];
+    return inet_pton(AF_INET, str.c_str(), buf) == 1 || inet_pton(AF_INET6, str.c_str(), buf) == 1;
+}
+
+std::string to_alabel(std::string_view name) {
+    bool ascii = true;
+    for (unsigned char c : name) {
+        if (c >= 0x80) ascii = false;
+    }
+    if (ascii) return to_lower(name);
+    std::string in(name);
+    char* out = nullptr;
+    int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()),
+                            reinterpret_cast<uint8_t**>(&out), IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    if (rc != IDN2_OK || out == nullptr) {
+        if (out) idn2_free(out);
+        return {};
+    }
+    std::string result = to_lower(out);
+    idn2_free(out);
+    return result;
+}
+
+Key classify_key(std::string_view raw) {
+    Key k;
+    std::string key = to_lower(trim(raw));
+    if (key.empty()) {
+        k.why = "empty key";
+        return k;
+    }
+    if (key.front() == '.') {
+        k.kind = KeyKind::ParentProbe;
+        k.why = "parent-domain probe";
+        return k;
+    }
+    if (key.front() == '[') {
+        k.kind = KeyKind::NextHop;
+        k.why = "explicit [host] next hop (no MX lookup, MTA-STS does not apply)";
+        return k;
+    }
+    if (is_ip_literal(key)) {
+        k.kind = KeyKind::IpLiteral;
+        k.why = "IP address";
+        return k;
+    }
+    if (key.find(':') != std::string::npos) {
+        k.kind = KeyKind::NextHop;
+        k.why = "explicit host:port next hop (MTA-STS does not apply)";
+        return k;
+    }
+    if (key.back() == '.') key.pop_back();
+    std::string alabel = to_alabel(key);
+    if (alabel.empty()) {
+        k.why = "not a valid internationalized domain name";
+        return k;
+    }
+    if (!is_hostname(alabel)) {
+        k.why = "not a valid domain name";
+        return k;
+    }
+    k.kind = KeyKind::Domain;
+    k.domain = std::move(alabel);
+    return k;
+}
+
+}  // namespace strictmx::dns

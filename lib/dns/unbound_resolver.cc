@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+// Resolver backed by libunbound. Queries run in libunbound's worker thread; results come
+// back through ub_fd() and ub_process() on our libevent loop, so no lookup blocks it.
+// libunbound returns bogus answers with rcode 0 and the forged data: every result is
+// checked for `bogus` before its data is looked at.
+#include "dns/unbound_resolver.hh"
+
+#include <stdexcept>
+
+#include "util/log.hh"
+
+namespace strictmx::dns {
+
+struct UnboundResolver::Pending {
+    UnboundResolver* owner = nullptr;
+    std::string name;
+    std::uint16_t type = 0;
+    Callback cb;
+    int async_id = 0;
+    EventPtr timer;
+    EventPtr deliver;  // for immediate failures: deliver on the loop, not from resolve()
+    Answer answer;
+};
+
+namespace {
+void check(int rc, const char* what) {
+    if (rc != 0) throw std::runtime_error(std::string(what) + ": " + ub_strerror(rc));
+}
+}  // namespace
+
+UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
+    : base_(base), ctx_(ub_ctx_create()), timeout_ms_(opts.timeout_ms) {
+    if (!ctx_) throw std::runtime_error("ub_ctx_create failed");
+    check(ub_ctx_async(ctx_.get(), 1), "ub_ctx_async");
+    if (!opts.config_file.empty()) check(ub_ctx_config(ctx_.get(), opts.config_file.c_str()), "ub_ctx_config");
+    for (const auto& f : opts.forwarders) check(ub_ctx_set_fwd(ctx_.get(), f.c_str()), "ub_ctx_set_fwd");
+    if (!opts.trust_anchor_file.empty())
+        check(ub_ctx_add_ta_autr(ctx_.get(), opts.trust_anchor_file.c_str()), "ub_ctx_add_ta_autr");
+    read_ev_.reset(event_new(base_, ub_fd(ctx_.get()), EV_READ | EV_PERSIST, &on_readable, this));
+    if (!read_ev_ || event_add(read_ev_.get(), nullptr) != 0)
+        throw std::runtime_error("cannot watch the libunbound descriptor");
+}
+
+UnboundResolver::~UnboundResolver() {
+    for (auto& [p, owned] : pending_) {
+        if (p->async_id) ub_cancel(ctx_.get(), p->async_id);
+    }
+    pending_.clear();
+}
+
+void UnboundResolver::resolve(const std::string& name, std::uint16_t type, Callback cb) {
+    auto owned = std::make_unique<Pending>();
+    Pending* p = owned.get();
+    p->owner = this;
+    p->name = name;
+    p->type = type;
+    p->cb = std::move(cb);
+    pending_.emplace(p, std::move(owned));
+    int rc = ub_resolve_async(ctx_.get(), name.c_str(), type, 1 /* IN */, p, &on_result, &p->async_id);
+    if (rc != 0) {
+        p->async_id = 0;
+        Answer a;
+        a.status = Answer::Status::Fail;
+        a.why = std::string("resolver error: ") + ub_strerror(rc);
+        p->answer = std::move(a);
+        p->deliver.reset(event_new(base_, -1, 0, &on_deliver, p));
+        event_active(p->deliver.get(), 0, 0);
+        return;
+    }
+    p->timer.reset(evtimer_new(base_, &on_timeout, p));
+    timeval tv{timeout_ms_ / 1000, (timeout_ms_ % 1000) * 1000};
+    evtimer_add(p->timer.get(), &tv);
+}
+
+void UnboundResolver::on_readable(evutil_socket_t, short, void* arg) noexcept {
+    auto* self = static_cast<UnboundResolver*>(arg);
+    if (ub_process(self->ctx_.get()) != 0) log::warn("libunbound processing failed");
+}
+
+void UnboundResolver::on_deliver(evutil_socket_t, short, void* arg) noexcept {
+    auto* p = static_cast<Pending*>(arg);
+    p->owner->finish(p, std::move(p->answer));
+}
+
+void UnboundResolver::on_timeout(evutil_socket_t, short, void* arg) noexcept {
+    auto* p = static_cast<Pending*>(arg);
+    if (p->async_id) ub_cancel(p->owner->ctx_.get(), p->async_id);
+    p->async_id = 0;
+    Answer a;
+    a.status = Answer::Status::Fail;
+    a.why = "timeout";
+    p->owner->finish(p, std::move(a));
+}
+
+void UnboundResolver::on_result(void* arg, int err, ub_result* raw) noexcept {
+    UbResultPtr result(raw);
+    auto* p = static_cast<Pending*>(arg);
+    p->async_id = 0;
+    Answer a;
+    if (err != 0 || !result) {
+        a.status = Answer::Status::Fail;
+        a.why = std::string("resolver error: ") + ub_strerror(err);
+    } else if (result->bogus) {
+        a.status = Answer::Status::Fail;
+        a.security = Security::Bogus;
+        a.why = result->why_bogus ? result->why_bogus : "DNSSEC validation failed";
+    } else {
+        a.security = result->secure ? Security::Secure : Security::Insecure;
+        a.ttl = static_cast<std::uint32_t>(result->ttl < 0 ? 0 : result->ttl);
+        if (result->canonname) a.canonical_name = result->canonname;
+        if (result->rcode == 3 || result->nxdomain) {
+            a.status = Answer::Status::NxDomain;
+        } else if (result->rcode != 0) {
+            a.status = Answer::Status::Fail;
+            a.security = Security::Indeterminate;
+            a.why = result->rcode == 2 ? "SERVFAIL" : "rcode " + std::to_string(result->rcode);
+        } else if (!result->havedata) {
+            a.status = Answer::Status::NoData;
+        } else {
+            a.status = Answer::Status::Ok;
+            for (int i = 0; result->data[i] != nullptr; ++i)
+                a.rdata.emplace_back(result->data[i], static_cast<std::size_t>(result->len[i]));
+        }
+    }
+    p->owner->finish(p, std::move(a));
+}
+
+void UnboundResolver::finish(Pending* p, Answer a) {
+    auto it = pending_.find(p);
+    if (it == pending_.end()) return;
+    std::unique_ptr<Pending> owned = std::move(it->second);
+    pending_.erase(it);
+    log::debug("dns answer", {{"name", owned->name},
+                              {"type", type_name(owned->type)},
+                              {"status", status_name(a.status)},
+                              {"dnssec", security_name(a.security)},
+                              {"why", a.why}});
+    try {
+        owned->cb(std::move(a));
+    } catch (const std::exception& e) {
+        log::error("dns callback failed", {{"error", e.what()}});
+    }
+}
+
+}  // namespace strictmx::dns

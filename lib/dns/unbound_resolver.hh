@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// Resolver backed by libunbound: DNSSEC validation in-process, answers on a libevent loop.
+#pragma once
+
+#include <event2/event.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dns/resolver.hh"
+#include "util/handles.hh"
+
+namespace strictmx::dns {
+
+struct UnboundOptions {
+    std::string config_file;              // read with ub_ctx_config (forwarders, anchors, zones)
+    std::vector<std::string> forwarders;  // addresses, "ip" or "ip@port"
+    std::string trust_anchor_file;        // RFC 5011 managed anchor (ub_ctx_add_ta_autr)
+    int timeout_ms = 5000;                // our own per-query deadline
+};
+
+class UnboundResolver final : public Resolver {
+public:
+    // Throws std::runtime_error on configuration errors (start-up only).
+    UnboundResolver(event_base* base, const UnboundOptions& opts);
+    ~UnboundResolver() override;
+    UnboundResolver(const UnboundResolver&) = delete;
+    UnboundResolver& operator=(const UnboundResolver&) = delete;
+
+    void resolve(const std::string& name, std::uint16_t type, Callback cb) override;
+
+private:
+    struct Pending;
+    static void on_result(void* arg, int err, ub_result* result) noexcept;
+    static void on_readable(evutil_socket_t, short, void* arg) noexcept;
+    static void on_timeout(evutil_socket_t, short, void* arg) noexcept;
+    static void on_deliver(evutil_socket_t, short, void* arg) noexcept;
+    void finish(Pending* p, Answer a);
+
+    event_base* base_;
+    UbCtxPtr ctx_;
+    EventPtr read_ev_;
+    int timeout_ms_;
+    std::map<Pending*, std::unique_ptr<Pending>> pending_;
+};
+
+}  // namespace strictmx::dns

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+// A policy decision for one destination domain, and how each answer profile writes it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sts/policy.hh"
+
+namespace strictmx::policy {
+
+struct Decision {
+    enum class Kind {
+        NotFound,  // no policy applies: Postfix uses its own default level
+        Sts,       // an MTA-STS policy applies (any mode; the profile decides what to say)
+        Temp,      // defer: a failure that must not downgrade
+        Override,  // a static answer from the configuration
+    };
+    Kind kind = Kind::NotFound;
+    std::string domain;
+    std::string source;  // key | override | cache | fetch | dns
+    std::string why;     // one human sentence for the log line and `strictmx query`
+    std::shared_ptr<const sts::Policy> policy;  // Sts only
+    std::vector<std::string> mx_hosts;          // the domain's MX host names, if known
+    bool mx_known = false;
+    std::string mx_error;       // why the MX set is unknown
+    std::string override_text;  // Override only
+};
+
+struct Profile {
+    std::string name;
+    bool servername = true;    // Postfix >= 3.4: servername=hostname
+    bool tlsrpt = false;       // Postfix >= 3.10: policy_type, policy_domain, policy_string, mx_host_pattern
+    bool strict_testing = false;  // treat mode: testing as enforce
+};
+
+// Known profiles: postfix, postfix-tlsrpt, strict, strict-tlsrpt. nullptr for others.
+const Profile* find_profile(std::string_view name);
+
+struct Reply {
+    enum class Kind { Ok, NotFound, Temp } kind = Kind::NotFound;
+    std::string text;  // Ok: the policy; Temp: the reason
+};
+
+// Write a decision for Postfix smtp_tls_policy_maps under `profile`.
+//
+// enforce -> "secure match=N1:N2... servername=hostname". Postfix's match list is exact
+// names or ".domain" (any depth), while a policy's "*.example.net" covers one label only.
+// To stay exact the list holds the policy's exact names plus every current MX host of the
+// domain that matches a "*." pattern (exactly one more label); nothing else. If the MX set
+// is unknown while the policy has a "*." pattern, or no name remains, the answer is TEMP:
+// delivery could not satisfy the policy, and the reason is logged.
+Reply render(const Decision& d, const Profile& profile);
+
+// The match= names described above (exposed for tests and `strictmx query`).
+std::vector<std::string> match_names(const sts::Policy& p, const std::vector<std::string>& mx_hosts);
+
+}  // namespace strictmx::policy

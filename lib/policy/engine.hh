@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// The decision engine: cache in memory (backed by the SQLite store), resolution of cold
+// misses (TXT and MX in parallel, then the policy fetch), background refresh, and sharing of
+// one resolution among concurrent lookups of a domain.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hh"
+#include "dns/resolver.hh"
+#include "policy/decision.hh"
+#include "store/store.hh"
+#include "sts/fetcher.hh"
+#include "util/clock.hh"
+
+namespace strictmx::policy {
+
+struct EngineOptions {
+    int negative_ttl = 3600;
+    int fetch_failure_ttl = 300;
+    int refresh_interval = 3600;
+    int refresh_backoff = 60;
+    int max_refreshes = 32;
+    int mx_min_ttl = 60;
+    int mx_max_ttl = 3600;
+    config::OnFailure dns_timeout = config::OnFailure::Tempfail;
+    config::OnFailure dns_servfail = config::OnFailure::Tempfail;
+    config::OnFailure dnssec_bogus = config::OnFailure::Tempfail;
+    std::map<std::string, std::string> overrides;
+    static EngineOptions from(const config::Config& c);
+};
+
+// What the engine knows about one domain.
+struct Entry {
+    std::shared_ptr<const sts::Policy> policy;  // last good policy, may be expired
+    std::string txt_id;
+    UnixTime fetched_at = 0;
+    UnixTime expires_at = 0;      // policy validity (fetched_at + max_age)
+    UnixTime negative_until = 0;  // "no policy" remembered until then
+    std::string negative_why;
+    std::vector<std::string> mx_hosts;
+    bool mx_known = false;
+    UnixTime mx_expires = 0;
+    std::string mx_error;
+    UnixTime next_refresh = 0;
+    int failures = 0;
+    std::string last_error;
+};
+
+// Steps of one resolution in words, for `strictmx query` and debug logs.
+using Trace = std::vector<std::string>;
+
+class Engine {
+public:
+    using Callback = std::function<void(const Decision&)>;
+    Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store, const Clock& clock,
+           EngineOptions opts);
+
+    // Loads the persistent cache into memory. Returns the number of entries loaded.
+    std::size_t load();
+
+    // Decide for a destination domain (already classified and normalized). The callback runs
+    // at once for overrides and cache hits, later for cold misses. Never throws.
+    void lookup(const std::string& domain, Callback cb);
+    // Resolve now even if cached (for `strictmx query`); `trace` receives the steps.
+    void resolve_fresh(const std::string& domain, Callback cb, Trace* trace = nullptr);
+
+    // Starts due background refreshes and drops expired negative entries. Call about once
+    // a second.
+    void tick();
+
+    const Entry* find(const std::string& domain) const;
+    std::size_t size() const { return entries_.size(); }
+    std::size_t in_flight() const { return jobs_.size(); }
+
+private:
+    struct Job;
+    void start(const std::string& domain, Trace* trace);
+    void on_dns_done(const std::shared_ptr<Job>& job);
+    void on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r);
+    void finish(const std::shared_ptr<Job>& job, Decision d);
+    std::optional<Decision> from_cache(const std::string& domain, const Entry& e) const;
+    Decision failure_decision(const std::string& domain, const dns::Answer& a, const std::string& what) const;
+    void persist(const std::string& domain, const Entry& e);
+    UnixTime jitter(UnixTime base, int seconds);
+    void schedule_success(Entry& e);
+    void schedule_failure(Entry& e, const std::string& why);
+
+    dns::Resolver& resolver_;
+    sts::Fetcher& fetcher_;
+    store::Store* store_;
+    const Clock& clock_;
+    EngineOptions opts_;
+    std::unordered_map<std::string, Entry> entries_;
+    std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
+    std::mt19937 rng_;
+};
+
+}  // namespace strictmx::policy

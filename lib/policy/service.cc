@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// Request handling shared by every listener.
+#include "policy/service.hh"
+
+#include "codecs/netstring.hh"
+#include "codecs/tcp_table.hh"
+#include "dns/name.hh"
+#include "util/log.hh"
+#include "util/strings.hh"
+
+namespace strictmx::policy {
+
+std::string socketmap_payload(const Reply& r) {
+    switch (r.kind) {
+        case Reply::Kind::Ok: {
+            std::string out = "OK " + r.text;
+            if (out.size() > netstring::kMaxReply)
+                return "TEMP policy answer longer than the socketmap reply limit";
+            return out;
+        }
+        case Reply::Kind::NotFound: return "NOTFOUND ";
+        case Reply::Kind::Temp: return "TEMP " + sanitize(r.text, 400);
+    }
+    return "TEMP internal error";
+}
+
+std::string tcp_table_line(const Reply& r) {
+    switch (r.kind) {
+        case Reply::Kind::Ok:
+            if (auto line = tcp_table::reply(200, r.text)) return *line;
+            return *tcp_table::reply(400, "policy answer longer than the tcp_table reply limit");
+        case Reply::Kind::NotFound: return *tcp_table::reply(500, "not found");
+        case Reply::Kind::Temp: return *tcp_table::reply(400, sanitize(r.text, 400));
+    }
+    return *tcp_table::reply(400, "internal error");
+}
+
+std::string Service::socketmap_deadline_reply() {
+    return "TEMP policy lookup still in progress, try again later";
+}
+
+std::string Service::tcp_table_deadline_reply() {
+    return *tcp_table::reply(400, "policy lookup still in progress, try again later");
+}
+
+namespace {
+const char* reply_word(Reply::Kind k) {
+    switch (k) {
+        case Reply::Kind::Ok: return "OK";
+        case Reply::Kind::NotFound: return "NOTFOUND";
+        case Reply::Kind::Temp: return "TEMP";
+    }
+    return "?";
+}
+}  // namespace
+
+void Service::decide(const std::string& raw_key, const Profile& profile, std::function<void(Reply)> done) {
+    dns::Key key = dns::classify_key(raw_key);
+    if (key.kind != dns::KeyKind::Domain) {
+        log::debug("no policy for key", {{"key", raw_key}, {"why", key.why}});
+        done(Reply{Reply::Kind::NotFound, {}});
+        return;
+    }
+    std::string profile_name = profile.name;
+    engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
+        const Profile* p = find_profile(profile_name);
+        Reply r = render(d, *p);
+        log::info("decision", {{"domain", d.domain},
+                               {"profile", profile_name},
+                               {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
+                               {"source", d.source},
+                               {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
+        done(std::move(r));
+    });
+}
+
+void Service::socketmap(std::string_view payload, ReplyFn reply) {
+    std::size_t sp = payload.find(' ');
+    if (sp == std::string_view::npos || sp == 0 || sp + 1 == payload.size()) {
+        reply("PERM malformed request: expected 'NAME KEY'");
+        return;
+    }
+    std::string name(payload.substr(0, sp));
+    std::string key(payload.substr(sp + 1));
+    const Profile* profile = find_profile(name);
+    if (!profile) {
+        if (unknown_names_logged_.size() < 100 && unknown_names_logged_.insert(name).second)
+            log::warn("unknown socketmap name, answering NOTFOUND; known: postfix, postfix-tlsrpt, strict, strict-tlsrpt",
+                      {{"name", name}});
+        reply("NOTFOUND ");
+        return;
+    }
+    decide(key, *profile, [reply](Reply r) { reply(socketmap_payload(r)); });
+}
+
+void Service::tcp_table(const std::string& key, const Profile& profile, ReplyFn reply) {
+    decide(key, profile, [reply](Reply r) { reply(tcp_table_line(r)); });
+}
+
+}  // namespace strictmx::policy

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+// The persistent cache in SQLite. Writes happen only after a resolution (rare next to
+// lookups, which are served from memory), so they run on the event loop.
+#include "store/store.hh"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <optional>
+
+#include "util/log.hh"
+
+namespace strictmx::store {
+namespace {
+
+constexpr const char* kSchema = R"SQL(
+PRAGMA journal_mode=WAL;
+PRAGMA synchronous=NORMAL;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sts (
+    domain       TEXT PRIMARY KEY,
+    has_policy   INTEGER NOT NULL,
+    txt_id       TEXT NOT NULL DEFAULT '',
+    policy       TEXT NOT NULL DEFAULT '',
+    fetched_at   INTEGER NOT NULL DEFAULT 0,
+    expires_at   INTEGER NOT NULL,
+    next_refresh INTEGER NOT NULL DEFAULT 0,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT NOT NULL DEFAULT '',
+    mx_hosts     TEXT NOT NULL DEFAULT '',
+    mx_expires   INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+)SQL";
+
+bool exec(sqlite3* db, const char* sql, std::string* err = nullptr) {
+    char* msg = nullptr;
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+    if (rc != SQLITE_OK) {
+        if (err) *err = msg ? msg : sqlite3_errstr(rc);
+        sqlite3_free(msg);
+        return false;
+    }
+    return true;
+}
+
+// Opens and validates; on any problem returns nullptr and the reason.
+SqlitePtr try_open(const std::string& path, std::string& why) {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    SqlitePtr db(raw);
+    if (rc != SQLITE_OK) {
+        why = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+        return nullptr;
+    }
+    sqlite3_busy_timeout(db.get(), 2000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db.get(), "PRAGMA quick_check", -1, &st, nullptr) != SQLITE_OK) {
+        why = sqlite3_errmsg(db.get());
+        return nullptr;
+    }
+    SqliteStmtPtr check(st);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        why = sqlite3_errmsg(db.get());
+        return nullptr;
+    }
+    const char* res = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    if (!res || std::string(res) != "ok") {
+        why = std::string("integrity check failed: ") + (res ? res : "?");
+        return nullptr;
+    }
+    check.reset();
+    if (!exec(db.get(), kSchema, &why)) return nullptr;
+    if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
+                           nullptr) != SQLITE_OK) {
+        why = sqlite3_errmsg(db.get());
+        return nullptr;
+    }
+    SqliteStmtPtr ver(st);
+    if (sqlite3_step(st) != SQLITE_ROW ||
+        sqlite3_column_int(st, 0) != kSchemaVersion) {
+        why = "unknown schema version";
+        return nullptr;
+    }
+    return db;
+}
+
+}  // namespace
+
+Store::Store(SqlitePtr db, std::string path, bool persistent)
+    : db_(std::move(db)), path_(std::move(path)), persistent_(persistent) {}
+
+std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
+    std::string why;
+    SqlitePtr db = try_open(path, why);
+    struct stat st{};
+    if (!db && ::stat(path.c_str(), &st) == 0) {
+        std::string aside = path + ".corrupt-" + std::to_string(now);
+        log::error("cache database unusable, moving it aside and starting empty",
+                   {{"path", path}, {"error", why}, {"moved_to", aside}});
+        std::rename(path.c_str(), aside.c_str());
+        std::remove((path + "-wal").c_str());
+        std::remove((path + "-shm").c_str());
+        db = try_open(path, why);
+    }
+    bool persistent = true;
+    if (!db) {
+        log::error("cannot create cache database, caching in memory only", {{"path", path}, {"error", why}});
+        db = try_open(":memory:", why);
+        persistent = false;
+        if (!db) return nullptr;
+    }
+    std::unique_ptr<Store> s(new Store(std::move(db), path, persistent));
+    if (!s->prepare()) return nullptr;
+    return s;
+}
+
+std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+    SqlitePtr db(raw);
+    if (rc != SQLITE_OK) return nullptr;
+    std::unique_ptr<Store> s(new Store(std::move(db), path, true));
+    if (!s->prepare()) return nullptr;
+    return s;
+}
+
+bool Store::prepare() {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_.get(),
+                           "INSERT OR REPLACE INTO sts(domain, has_policy, txt_id, policy, fetched_at,"
+                           " expires_at, next_refresh, failures, last_error, mx_hosts, mx_expires)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           -1, &st, nullptr) != SQLITE_OK)
+        return false;
+    put_stmt_.reset(st);
+    if (sqlite3_prepare_v2(db_.get(), "DELETE FROM sts WHERE domain = ?1", -1, &st, nullptr) != SQLITE_OK)
+        return false;
+    erase_stmt_.reset(st);
+    if (sqlite3_prepare_v2(db_.get(),
+                           "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
+                           " next_refresh, failures, last_error, mx_hosts, mx_expires FROM sts WHERE domain = ?1",
+                           -1, &st, nullptr) != SQLITE_OK)
+        return false;
+    get_stmt_.reset(st);
+    return true;
+}
+
+namespace {
+std::string col_text(sqlite3_stmt* st, int i) {
+    const unsigned char* t = sqlite3_column_text(st, i);
+    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(sqlite3_column_bytes(st, i)))
+             : std::string();
+}
+
+StsRow read_row(sqlite3_stmt* st) {
+    StsRow r;
+    r.domain = col_text(st, 0);
+    r.has_policy = sqlite3_column_int(st, 1) != 0;
+    r.txt_id = col_text(st, 2);
+    r.policy = col_text(st, 3);
+    r.fetched_at = sqlite3_column_int64(st, 4);
+    r.expires_at = sqlite3_column_int64(st, 5);
+    r.next_refresh = sqlite3_column_int64(st, 6);
+    r.failures = sqlite3_column_int(st, 7);
+    r.last_error = col_text(st, 8);
+    r.mx_hosts = col_text(st, 9);
+    r.mx_expires = sqlite3_column_int64(st, 10);
+    return r;
+}
+}  // namespace
+
+std::vector<StsRow> Store::load_all() {
+    std::vector<StsRow> rows;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_.get(),
+                           "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
+                           " next_refresh, failures, last_error, mx_hosts, mx_expires FROM sts",
+                           -1, &st, nullptr) != SQLITE_OK) {
+        log::error("cannot read cache", {{"error", sqlite3_errmsg(db_.get())}});
+        return rows;
+    }
+    SqliteStmtPtr guard(st);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) rows.push_back(read_row(st));
+    if (rc != SQLITE_DONE) log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
+    return rows;
+}
+
+std::optional<StsRow> Store::get(const std::string& domain) {
+    sqlite3_stmt* st = get_stmt_.get();
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, domain.data(), static_cast<int>(domain.size()), SQLITE_TRANSIENT);
+    std::optional<StsRow> out;
+    if (sqlite3_step(st) == SQLITE_ROW) out = read_row(st);
+    sqlite3_reset(st);
+    return out;
+}
+
+bool Store::put(const StsRow& r) {
+    sqlite3_stmt* st = put_stmt_.get();
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, r.domain.data(), static_cast<int>(r.domain.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, r.has_policy ? 1 : 0);
+    sqlite3_bind_text(st, 3, r.txt_id.data(), static_cast<int>(r.txt_id.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r.policy.data(), static_cast<int>(r.policy.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, r.fetched_at);
+    sqlite3_bind_int64(st, 6, r.expires_at);
+    sqlite3_bind_int64(st, 7, r.next_refresh);
+    sqlite3_bind_int(st, 8, r.failures);
+    sqlite3_bind_text(st, 9, r.last_error.data(), static_cast<int>(r.last_error.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 10, r.mx_hosts.data(), static_cast<int>(r.mx_hosts.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 11, r.mx_expires);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        log::error("cache write failed, keeping the entry in memory",
+                   {{"domain", r.domain}, {"error", sqlite3_errmsg(db_.get())}});
+        return false;
+    }
+    return true;
+}
+
+bool Store::erase(const std::string& domain) {
+    sqlite3_stmt* st = erase_stmt_.get();
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, domain.data(), static_cast<int>(domain.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE;
+}
+
+}  // namespace strictmx::store

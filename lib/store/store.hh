@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// The persistent cache: SQLite in WAL mode, schema documented in docs/cache-schema.md.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/clock.hh"
+#include "util/handles.hh"
+
+namespace strictmx::store {
+
+inline constexpr int kSchemaVersion = 1;
+
+// One row of table `sts`: the MTA-STS state of one domain.
+struct StsRow {
+    std::string domain;
+    bool has_policy = false;   // false: a negative entry (no usable policy)
+    std::string txt_id;        // id= of the TXT record the policy was fetched for
+    std::string policy;        // canonical policy text (LF lines), empty for negatives
+    UnixTime fetched_at = 0;   // when the policy was fetched
+    UnixTime expires_at = 0;   // policy: fetched_at + max_age; negative: end of the entry
+    UnixTime next_refresh = 0; // when to look at DNS and HTTPS again
+    int failures = 0;          // consecutive failed refreshes (backoff)
+    std::string last_error;    // why the last refresh failed, or why there is no policy
+    std::string mx_hosts;      // the domain's MX host names, space-separated
+    UnixTime mx_expires = 0;   // 0: MX set unknown
+};
+
+class Store {
+public:
+    // Opens (creating if needed) the database at `path`. A file that cannot be opened, fails
+    // its integrity check or carries an unknown schema is moved aside to PATH.corrupt-TIME
+    // with an error log line and a new one is created; if even that fails the cache lives in
+    // memory only. Never throws for file problems.
+    static std::unique_ptr<Store> open(const std::string& path, UnixTime now);
+    // A read-only view for `strictmx query` (no repair); nullptr when it cannot be opened.
+    static std::unique_ptr<Store> open_readonly(const std::string& path);
+
+    std::vector<StsRow> load_all();
+    std::optional<StsRow> get(const std::string& domain);
+    // Write failures (full disk, read-only file) are logged and reported, never thrown:
+    // the in-memory cache keeps serving.
+    bool put(const StsRow& row);
+    bool erase(const std::string& domain);
+    bool persistent() const { return persistent_; }
+    const std::string& path() const { return path_; }
+
+private:
+    Store(SqlitePtr db, std::string path, bool persistent);
+    bool prepare();
+    SqlitePtr db_;
+    std::string path_;
+    bool persistent_;
+    SqliteStmtPtr put_stmt_;
+    SqliteStmtPtr erase_stmt_;
+    SqliteStmtPtr get_stmt_;
+};
+
+}  // namespace strictmx::store

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+// strictmx: the operator's tool. `strictmx query DOMAIN` explains a decision in words: the
+// key, the cache state, each DNS record and the policy text, and the answer of each profile.
+#include <event2/event.h>
+
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <unistd.h>
+
+#include "util/strings.hh"
+
+#include "config/config.hh"
+#include "dns/name.hh"
+#include "policy/runtime.hh"
+#include "util/log.hh"
+
+using namespace strictmx;
+
+namespace {
+
+void usage(std::FILE* out) {
+    std::fputs(
+        "usage: strictmx [--config FILE] query DOMAIN\n"
+        "  query DOMAIN  resolve DOMAIN now (DNS, MTA-STS policy) and explain the answer each\n"
+        "                profile gives; shows what the daemon's cache holds for it.\n"
+        "                Nothing is written to the cache.\n",
+        out);
+}
+
+std::string when(UnixTime t, UnixTime now) {
+    char buf[64];
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    std::string s = buf;
+    long long d = static_cast<long long>(t - now);
+    s += d >= 0 ? " (in " + std::to_string(d) + " s)" : " (" + std::to_string(-d) + " s ago)";
+    return s;
+}
+
+void show_cache(const config::Config& cfg, const std::string& domain, UnixTime now) {
+    std::string path = policy::cache_path(cfg);
+    auto store = store::Store::open_readonly(path);
+    std::printf("Cache (%s):\n", path.c_str());
+    if (!store) {
+        std::printf("  not readable (the daemon has not run yet, or no permission)\n");
+        return;
+    }
+    auto row = store->get(domain);
+    if (!row) {
+        std::printf("  nothing cached for %s\n", domain.c_str());
+        return;
+    }
+    if (row->has_policy) {
+        std::printf("  MTA-STS policy, TXT id %s, fetched %s\n", row->txt_id.c_str(), when(row->fetched_at, now).c_str());
+        std::printf("  expires %s\n", when(row->expires_at, now).c_str());
+        std::printf("  next refresh %s\n", when(row->next_refresh, now).c_str());
+        std::string text = row->policy;
+        for (auto line : split(text, '\n'))
+            if (!line.empty()) std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
+    } else {
+        std::printf("  no policy (%s), remembered until %s\n", row->last_error.c_str(),
+                    when(row->expires_at, now).c_str());
+    }
+    if (row->failures) std::printf("  %d failed refreshes, last: %s\n", row->failures, row->last_error.c_str());
+    if (row->mx_expires) std::printf("  MX hosts: %s\n", row->mx_hosts.c_str());
+}
+
+int query(const config::Config& cfg, const std::string& raw) {
+    dns::Key key = dns::classify_key(raw);
+    std::printf("Key: %s\n", raw.c_str());
+    if (key.kind != dns::KeyKind::Domain) {
+        std::printf("  %s: every profile answers NOTFOUND without looking anything up.\n", key.why);
+        return 0;
+    }
+    if (key.domain != raw) std::printf("  looked up as %s\n", key.domain.c_str());
+    SystemClock clock;
+    UnixTime now = clock.now();
+    show_cache(cfg, key.domain, now);
+
+    EventBasePtr base(event_base_new());
+    auto rt = policy::Runtime::create(base.get(), cfg, false);
+    policy::Trace trace;
+    policy::Decision result;
+    bool done = false;
+    if (auto ov = cfg.overrides.find(key.domain); ov != cfg.overrides.end()) {
+        rt->engine->lookup(key.domain, [&](const policy::Decision& d) {
+            result = d;
+            done = true;
+        });
+    } else {
+        rt->engine->resolve_fresh(key.domain, [&](const policy::Decision& d) {
+            result = d;
+            done = true;
+            event_base_loopexit(base.get(), nullptr);
+        }, &trace);
+        event_base_dispatch(base.get());
+    }
+    if (!done) {
+        std::printf("Resolution did not finish.\n");
+        return 1;
+    }
+    std::printf("Resolution now:\n");
+    for (const auto& step : trace) std::printf("  %s\n", step.c_str());
+    std::printf("Decision: %s (source: %s)\n", result.why.c_str(), result.source.c_str());
+    std::printf("Answers:\n");
+    for (const char* name : {"postfix", "postfix-tlsrpt", "strict", "strict-tlsrpt"}) {
+        policy::Reply r = policy::render(result, *policy::find_profile(name));
+        const char* word = r.kind == policy::Reply::Kind::Ok ? "OK" : r.kind == policy::Reply::Kind::Temp ? "TEMP" : "NOTFOUND";
+        std::printf("  %-15s %s %s\n", name, word, r.text.c_str());
+    }
+    if (result.kind == policy::Decision::Kind::Temp)
+        std::printf("Postfix defers mail to %s while this lasts (\"4.7.5 client TLS configuration problem\").\n",
+                    key.domain.c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_file = "/etc/strictmx/strictmx.toml";
+    bool config_given = false;
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--config" || a == "-c") && i + 1 < argc) {
+            config_file = argv[++i];
+            config_given = true;
+        } else if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else {
+            break;
+        }
+    }
+    if (i + 2 != argc || std::string(argv[i]) != "query") {
+        usage(stderr);
+        return 2;
+    }
+    config::Config cfg;
+    try {
+        if (config_given || ::access(config_file.c_str(), R_OK) == 0) cfg = config::load(config_file);
+        else cfg = config::defaults();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "strictmx: %s\n", e.what());
+        return 1;
+    }
+    log::init("strictmx", false, 1);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = 0;
+    try {
+        rc = query(cfg, argv[i + 1]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "strictmx: %s\n", e.what());
+        rc = 1;
+    }
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+// strictmx-policyd: answers Postfix smtp_tls_policy_maps lookups (socketmap, tcp_table) from
+// MTA-STS policies. main() parses options, binds, drops privileges and runs the loop.
+#include <event2/event.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "config/config.hh"
+#include "policy/runtime.hh"
+#include "policy/service.hh"
+#include "server.hh"
+#include "util/log.hh"
+
+using namespace strictmx;
+
+namespace {
+
+void usage(std::FILE* out) {
+    std::fputs(
+        "usage: strictmx-policyd [--config FILE] [--check-config] [--print-defaults]\n"
+        "  --config FILE     read FILE (default: /etc/strictmx/strictmx.toml if it exists,\n"
+        "                    else built-in defaults: socketmap on inet:127.0.0.1:8461)\n"
+        "  --check-config    check the configuration, print the effective settings, exit\n"
+        "  --print-defaults  print every setting with its default and meaning, exit\n"
+        "  --state-dir DIR   state directory when no configuration file sets one\n",
+        out);
+}
+
+void drop_privileges(const std::string& user) {
+    if (user.empty()) return;
+    passwd* pw = ::getpwnam(user.c_str());
+    if (!pw) throw std::runtime_error("daemon.user: no such user " + user);
+    if (::initgroups(pw->pw_name, pw->pw_gid) != 0) throw std::runtime_error("initgroups failed");
+    if (::setgid(pw->pw_gid) != 0) throw std::runtime_error("setgid failed");
+    if (::setuid(pw->pw_uid) != 0) throw std::runtime_error("setuid failed");
+    if (::setuid(0) == 0) throw std::runtime_error("privileges could not be dropped");
+}
+
+// systemd Type=notify without libsystemd: one datagram to $NOTIFY_SOCKET.
+void notify_ready() {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::size_t len = std::strlen(path);
+    if (len >= sizeof sun.sun_path) return;
+    std::memcpy(sun.sun_path, path, len);
+    if (sun.sun_path[0] == '@') sun.sun_path[0] = '\0';
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    const char msg[] = "READY=1";
+    ::sendto(fd, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&sun),
+             static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+    ::close(fd);
+}
+
+void on_signal(evutil_socket_t sig, short, void* arg) {
+    log::info("stopping", {{"signal", std::to_string(sig)}});
+    event_base_loopexit(static_cast<event_base*>(arg), nullptr);
+}
+
+void on_tick(evutil_socket_t, short, void* arg) {
+    try {
+        static_cast<policy::Engine*>(arg)->tick();
+    } catch (const std::exception& e) {
+        log::error("refresh tick failed", {{"error", e.what()}});
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_file;
+    std::string state_dir;
+    bool check = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--config" || a == "-c") && i + 1 < argc) config_file = argv[++i];
+        else if (a == "--state-dir" && i + 1 < argc) state_dir = argv[++i];
+        else if (a == "--check-config") check = true;
+        else if (a == "--print-defaults") {
+            for (const auto& s : config::settings())
+                std::printf("%s (%s)\n    default: %s\n    %s\n", s.name.c_str(), s.type.c_str(),
+                            s.def.empty() ? "(empty)" : s.def.c_str(), s.description.c_str());
+            return 0;
+        } else if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else if (a == "--version") {
+            std::puts("strictmx-policyd 0.1.0");
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_file.empty() && ::access("/etc/strictmx/strictmx.toml", R_OK) == 0)
+        config_file = "/etc/strictmx/strictmx.toml";
+
+    config::Config cfg;
+    try {
+        cfg = config_file.empty() ? config::defaults() : config::load(config_file);
+        if (config_file.empty()) cfg.log = "stderr";
+        if (!state_dir.empty()) cfg.state_dir = state_dir;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "strictmx-policyd: %s\n", e.what());
+        return 1;
+    }
+    if (check) {
+        std::fputs(config::dump(cfg).c_str(), stdout);
+        std::fprintf(stderr, "strictmx-policyd: configuration OK%s\n",
+                     config_file.empty() ? " (built-in defaults)" : (" (" + config_file + ")").c_str());
+        return 0;
+    }
+    log::init("strictmx-policyd", cfg.log == "syslog", cfg.verbosity);
+    std::signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    int rc = 0;
+    try {
+        EventBasePtr base(event_base_new());
+        if (!base) throw std::runtime_error("event_base_new failed");
+        // Bind first (ports below 1024, sockets in root-owned directories), then drop
+        // privileges, then open the cache and trust anchor as the service user.
+        policyd::Server server(base.get(), cfg);
+        server.bind_all();
+        drop_privileges(cfg.user);
+        auto rt = policy::Runtime::create(base.get(), cfg, true);
+        std::size_t loaded = rt->engine->load();
+        policy::Service service(*rt->engine);
+        server.set_service(&service);
+
+        EventPtr sigterm(evsignal_new(base.get(), SIGTERM, &on_signal, base.get()));
+        EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_signal, base.get()));
+        evsignal_add(sigterm.get(), nullptr);
+        evsignal_add(sigint.get(), nullptr);
+        EventPtr tick(event_new(base.get(), -1, EV_PERSIST, &on_tick, rt->engine.get()));
+        timeval one{1, 0};
+        evtimer_add(tick.get(), &one);
+
+        log::info("ready", {{"cache", policy::cache_path(cfg)},
+                            {"cached_domains", std::to_string(loaded)},
+                            {"persistent", rt->store && rt->store->persistent() ? "yes" : "no"}});
+        notify_ready();
+        event_base_dispatch(base.get());
+        server.set_service(nullptr);
+    } catch (const std::exception& e) {
+        log::error("fatal", {{"error", e.what()}});
+        rc = 1;
+    }
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,70 @@
+#!/bin/bash
+# Start or stop strictmx-policyd on the test internet's configuration.
+# Usage: policyd.sh WORKDIR start|stop|restart|status
+# The binary comes from STRICTMX_POLICYD, else from WORKDIR/fixture.env.
+# Output goes to WORKDIR/policyd.log; the pid to WORKDIR/run/policyd.pid.
+set -u
+W=${1:?usage: policyd.sh WORKDIR start|stop|restart|status}
+PIDFILE=$W/run/policyd.pid
+LOG=$W/policyd.log
+if [ -z "${STRICTMX_POLICYD:-}" ] && [ -f "$W/fixture.env" ]; then
+    . "$W/fixture.env"
+fi
+
+running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+listening() {
+    (exec 3<>/dev/tcp/127.0.0.1/8461) 2>/dev/null &&
+    (exec 3<>/dev/tcp/127.0.0.1/8462) 2>/dev/null &&
+    [ -S "$W/policyd.sock" ]
+}
+
+start() {
+    if running; then echo "policyd.sh: already running" >&2; return 1; fi
+    [ -x "${STRICTMX_POLICYD:-}" ] ||
+        { echo "policyd.sh: no strictmx-policyd binary (STRICTMX_POLICYD)" >&2; return 1; }
+    mkdir -p "$W/run"
+    echo "=== $(date -u +%FT%TZ) start" >> "$LOG"
+    setsid "$STRICTMX_POLICYD" --config "$W/strictmx.toml" </dev/null >>"$LOG" 2>&1 &
+    echo $! > "$PIDFILE"
+    for _ in $(seq 150); do
+        listening && return 0
+        if ! running; then
+            echo "policyd.sh: strictmx-policyd exited during start; log tail:" >&2
+            tail -n 20 "$LOG" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "policyd.sh: strictmx-policyd did not listen on 8461, 8462 and policyd.sock" >&2
+    tail -n 20 "$LOG" >&2
+    return 1
+}
+
+# Exit 0 after a clean stop, 3 if the daemon needed SIGKILL.
+stop() {
+    running || { rm -f "$PIDFILE"; return 0; }
+    local pid rc=0
+    pid=$(cat "$PIDFILE")
+    kill -TERM "$pid"
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "policyd.sh: strictmx-policyd ignored SIGTERM for 10 s" >&2
+        kill -KILL "$pid"
+        rc=3
+    fi
+    rm -f "$PIDFILE"
+    echo "=== $(date -u +%FT%TZ) stopped" >> "$LOG"
+    return $rc
+}
+
+case ${2:-} in
+start) start ;;
+stop) stop ;;
+restart) stop; start ;;
+status) running ;;
+*) echo "usage: policyd.sh WORKDIR start|stop|restart|status" >&2; exit 2 ;;
+esac

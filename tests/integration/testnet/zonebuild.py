@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""Build and sign the DNS tree of the test internet, fresh on every run.
+
+Usage: zonebuild.py WORKDIR ZONESDIR
+
+Reads ZONESDIR/test.zone, ZONESDIR/children.list and ZONESDIR/children/*.zone,
+writes to WORKDIR/dns/: one signed (or unsigned) zone file per zone, the keys,
+and nsd-zones.conf (the zone: clauses for nsd.conf). Writes the trust anchor,
+the DS of test., to WORKDIR/trust-anchor (and its DNSKEY to
+WORKDIR/trust-anchor.dnskey). Keys are ECDSAP256SHA256 (one combined signing
+key per zone); signatures are valid from one hour ago for 14 days, except in
+"expired" zones.
+
+Template placeholders: @SPKI_SHA256:CERT@ and @CERT_SHA256:CERT@ become the
+SHA-256 of the public key or of the whole certificate WORKDIR/pki/CERT.pem
+(for TLSA 3 1 1 and 3 0 1 records).
+"""
+
+import hashlib
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+
+ALG = "ECDSAP256SHA256"
+
+
+def run(args, cwd=None):
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def spki_sha256(pem_path):
+    der = subprocess.run(
+        f"openssl x509 -in '{pem_path}' -noout -pubkey | openssl pkey -pubin -outform DER",
+        shell=True, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def cert_sha256(pem_path):
+    with open(pem_path) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+def substitute(text, pki):
+    def repl(m):
+        kind, name = m.group(1), m.group(2)
+        path = os.path.join(pki, name + ".pem")
+        return spki_sha256(path) if kind == "SPKI" else cert_sha256(path)
+    return re.sub(r"@(SPKI|CERT)_SHA256:([A-Za-z0-9._-]+)@", repl, text)
+
+
+def keygen(keydir, zone):
+    base = run(["ldns-keygen", "-a", ALG, "-k", zone + "."], cwd=keydir).strip()
+    return os.path.join(keydir, base)
+
+
+def sign(zonefile, out, origin, key, inception, expiration):
+    run(["ldns-signzone", "-i", str(inception), "-e", str(expiration),
+         "-o", origin + ".", "-f", out, zonefile, key])
+
+
+def tamper(signed_path, origin, directives):
+    """Replace the data of RRsets after signing, leaving their RRSIGs alone."""
+    lines = open(signed_path).read().splitlines()
+    for owner, rtype, rdata in directives:
+        fqdn = (origin + ".") if owner == "@" else f"{owner}.{origin}."
+        hits = 0
+        for i, line in enumerate(lines):
+            f = line.split()
+            if len(f) >= 5 and f[0].lower() == fqdn.lower() and f[3] == rtype:
+                lines[i] = "\t".join(f[:4]) + "\t" + rdata
+                hits += 1
+        if hits == 0:
+            sys.exit(f"zonebuild: TAMPER {owner} {rtype}: no such RRset in {origin}")
+    with open(signed_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    workdir, zonesdir = sys.argv[1], sys.argv[2]
+    dnsdir = os.path.join(workdir, "dns")
+    keydir = os.path.join(dnsdir, "keys")
+    pki = os.path.join(workdir, "pki")
+    os.makedirs(keydir, exist_ok=True)
+    now = int(time.time())
+    valid = (now - 3600, now + 14 * 86400)
+    expired = (now - 30 * 86400, now - 15 * 86400)
+
+    zones = []          # (name, file served by nsd)
+    delegations = []    # lines appended to test.
+    for line in open(os.path.join(zonesdir, "children.list")):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, mode = line.split()
+        text = substitute(open(os.path.join(zonesdir, "children", name + ".zone")).read(), pki)
+        src = os.path.join(dnsdir, name + ".zone")
+        with open(src, "w") as f:
+            f.write(text)
+        label = name[:-len(".test")]
+        delegations.append(f"{label}\tNS\tns.test.")
+        if mode == "unsigned":
+            zones.append((name, src))
+            continue
+        if mode not in ("signed", "expired", "tampered"):
+            sys.exit(f"zonebuild: {name}: unknown mode {mode}")
+        key = keygen(keydir, name)
+        out = src + ".signed"
+        sign(src, out, name, key, *(expired if mode == "expired" else valid))
+        if mode == "tampered":
+            directives = []
+            for t in re.findall(r"^;TAMPER\s+(\S+)\s+(\S+)\s+(.*)$", text, re.M):
+                directives.append(t)
+            if not directives:
+                sys.exit(f"zonebuild: {name}: mode tampered but no ;TAMPER line")
+            tamper(out, name, directives)
+        for ds in run(["ldns-key2ds", "-n", "-2", key + ".key"]).splitlines():
+            if ds.strip():
+                delegations.append(ds.strip())
+        zones.append((name, out))
+
+    parent_src = os.path.join(dnsdir, "test.zone")
+    with open(parent_src, "w") as f:
+        f.write(substitute(open(os.path.join(zonesdir, "test.zone")).read(), pki))
+        f.write("\n;; Delegations to the child zones (generated)\n")
+        f.write("\n".join(delegations) + "\n")
+    key = keygen(keydir, "test")
+    sign(parent_src, parent_src + ".signed", "test", key, *valid)
+    zones.insert(0, ("test", parent_src + ".signed"))
+
+    with open(os.path.join(workdir, "trust-anchor"), "w") as f:
+        f.write(run(["ldns-key2ds", "-n", "-2", key + ".key"]))
+    with open(os.path.join(workdir, "trust-anchor.dnskey"), "w") as f:
+        f.write(open(key + ".key").read())
+    with open(os.path.join(dnsdir, "nsd-zones.conf"), "w") as f:
+        for name, path in zones:
+            f.write(f"zone:\n\tname: \"{name}.\"\n\tzonefile: \"{path}\"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
