@@ -91,19 +91,21 @@ Result<Policy> parse_policy(std::string_view body) {
             if (!is_key_char(c))
                 return invalid("line " + std::to_string(lineno) + ": bad key");
         }
+        // Section 3.2: "If any non-mx fields are duplicated, all entries except for the
+        // first SHOULD be ignored."
+        if ((key == "version" && have_version) || (key == "mode" && have_mode) ||
+            (key == "max_age" && have_max_age))
+            continue;
         if (key == "version") {
-            if (have_version) return invalid("version given twice");
             if (value != "STSv1") return invalid("version is not STSv1");
             have_version = true;
         } else if (key == "mode") {
-            if (have_mode) return invalid("mode given twice");
             if (value == "enforce") p.mode = Mode::Enforce;
             else if (value == "testing") p.mode = Mode::Testing;
             else if (value == "none") p.mode = Mode::None;
             else return invalid("mode is not enforce, testing or none");
             have_mode = true;
         } else if (key == "max_age") {
-            if (have_max_age) return invalid("max_age given twice");
             if (value.empty() || value.size() > 10) return invalid("max_age is not 1-10 digits");
             std::int64_t v = 0;
             for (char c : value) {

@@ -4,9 +4,10 @@
 // Lines "key: value" ended by LF or CRLF. Required: "version: STSv1", "mode:" one of
 // enforce/testing/none, "max_age:" 1-10 digits (capped at 31557600), and for enforce and
 // testing at least one "mx:" with a host name or "*." plus a host name. Unknown keys are
-// ignored. A repeated version/mode/max_age, a bad value or a bad mx pattern (IP literals,
-// "*" anywhere but a leading "*.", characters outside LDH) makes the whole policy invalid:
-// a policy that cannot be read exactly is not guessed at.
+// ignored; of a repeated version/mode/max_age only the first counts (section 3.2). A bad
+// value or a bad mx pattern (IP literals, "*" anywhere but a leading "*.", characters
+// outside LDH) makes the whole policy invalid: a policy that cannot be read exactly is not
+// guessed at (a cached policy stays in force; with none cached there is no policy).
 #pragma once
 
 #include <cstdint>

@@ -48,7 +48,7 @@ Result<TxtRecord> parse_txt_record(std::string_view r) {
         if (value.empty()) return make_error(ErrorClass::NotFound, "TXT record: empty field value");
         ++fields;
         if (name == "id") {
-            if (have_id) return make_error(ErrorClass::NotFound, "TXT record: more than one id");
+            if (have_id) continue;  // section 3.2: duplicated fields, the first counts
             if (value.size() > 32)
                 return make_error(ErrorClass::NotFound, "TXT record: id longer than 32 characters");
             for (char c : value) {

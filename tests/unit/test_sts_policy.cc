@@ -44,7 +44,10 @@ TEST_CASE("policies missing a required key are invalid") {
     CHECK(!parse_policy("version: STSv1\nmode: enforce\nmx: a.example\n"));
     CHECK(!parse_policy("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 60\n"));
     CHECK(!parse_policy("version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 60\n"));
-    CHECK(!parse_policy("version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 60\n"));
+    auto dup = parse_policy("version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 60\nmax_age: x\n");
+    REQUIRE(dup);
+    CHECK(dup->mode == Mode::Enforce);
+    CHECK(dup->max_age == 60);
     CHECK(!parse_policy(""));
     CHECK(!parse_policy("<html>hello</html>"));
     CHECK(!parse_policy(std::string(kMaxPolicyBytes + 1, '\n')));
