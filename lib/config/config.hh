@@ -48,6 +48,9 @@ struct Config {
     int refresh_interval = 3600;
     int refresh_backoff = 60;
     int max_refreshes = 32;
+    int dns_min_ttl = 60;
+    int dns_max_ttl = 3600;
+    int failure_ttl = 30;
     // [policy]
     int lookup_deadline_ms = 10'000;
     OnFailure dns_timeout = OnFailure::Tempfail;

@@ -47,6 +47,7 @@ Reply render(const Decision& d, const Profile& profile) {
         case Decision::Kind::Override:
             if (d.override_text.empty()) return {Reply::Kind::NotFound, {}};
             return {Reply::Kind::Ok, d.override_text};
+        case Decision::Kind::Dane: return {Reply::Kind::Ok, d.dane_level};
         case Decision::Kind::Sts: break;
     }
     const sts::Policy& p = *d.policy;

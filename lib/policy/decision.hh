@@ -17,6 +17,7 @@ struct Decision {
         Sts,       // an MTA-STS policy applies (any mode; the profile decides what to say)
         Temp,      // defer: a failure that must not downgrade
         Override,  // a static answer from the configuration
+        Dane,      // DANE applies: `dane_level` is "dane-only" or "dane" (RFC 8461 section 2)
     };
     Kind kind = Kind::NotFound;
     std::string domain;
@@ -27,6 +28,7 @@ struct Decision {
     bool mx_known = false;
     std::string mx_error;       // why the MX set is unknown
     std::string override_text;  // Override only
+    std::string dane_level;     // Dane only
 };
 
 struct Profile {

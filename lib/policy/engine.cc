@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MIT
-// The decision engine (RFC 8461 sections 3.3, 5 and 5.1 for caching and refresh).
+// The decision engine (RFC 8461 sections 2, 3.3, 5 and 5.1; RFC 7672 section 2).
 //
-// Never fail open: a DNS failure with nothing cached is TEMP (unless configured otherwise),
+// One resolution per domain: TXT _mta-sts.D and MX D go out together; as soon as the MX
+// RRset is known (and DNSSEC-signed) the A, AAAA and TLSA queries of every MX host go out
+// together, while the policy fetch runs alongside. DANE is decided first; only when DANE
+// does not apply does the MTA-STS outcome count.
+//
+// Never fail open: a bogus answer, SERVFAIL or timeout on the DANE path is TEMP, a DNS
+// failure of the TXT lookup with nothing cached is TEMP (each relaxable per failure class),
 // and a failed refresh never removes an unexpired policy. A domain without a valid TXT
 // record or whose policy cannot be fetched, with nothing cached, has no MTA-STS (section 5).
 #include "policy/engine.hh"
 
 #include <algorithm>
-#include <queue>
 
 #include "sts/txt.hh"
 #include "util/log.hh"
@@ -22,6 +27,9 @@ EngineOptions EngineOptions::from(const config::Config& c) {
     o.refresh_interval = c.refresh_interval;
     o.refresh_backoff = c.refresh_backoff;
     o.max_refreshes = c.max_refreshes;
+    o.dns_min_ttl = c.dns_min_ttl;
+    o.dns_max_ttl = c.dns_max_ttl;
+    o.failure_ttl = c.failure_ttl;
     o.dns_timeout = c.dns_timeout;
     o.dns_servfail = c.dns_servfail;
     o.dnssec_bogus = c.dnssec_bogus;
@@ -32,10 +40,12 @@ EngineOptions EngineOptions::from(const config::Config& c) {
 struct Engine::Job {
     std::string domain;
     std::vector<Callback> waiters;
-    int dns_pending = 2;
+    int pending = 0;  // DNS queries and fetches still out
     dns::Answer txt;
     dns::Answer mx;
+    std::vector<dane::HostAnswers> hosts;
     std::string txt_id;
+    std::optional<Decision> sts;  // the MTA-STS outcome, once known
     Trace* trace = nullptr;
     void note(std::string s) {
         if (trace) trace->push_back(std::move(s));
@@ -51,6 +61,33 @@ std::string join(const std::vector<std::string>& v, char sep) {
     }
     return out;
 }
+
+int fail_class_of(const dns::Answer& a) {
+    if (a.security == dns::Security::Bogus) return 2;
+    if (a.why == "timeout") return 1;
+    return 0;
+}
+
+int dane_code(const DaneState& d) {
+    if (!d.known) return -1;
+    switch (d.kind) {
+        case dane::Kind::None: return 0;
+        case dane::Kind::Dane: return 1;
+        case dane::Kind::DaneOnly: return 2;
+        case dane::Kind::Fail: return 3;
+    }
+    return -1;
+}
+
+std::optional<dane::Kind> dane_kind_of(int code) {
+    switch (code) {
+        case 0: return dane::Kind::None;
+        case 1: return dane::Kind::Dane;
+        case 2: return dane::Kind::DaneOnly;
+        case 3: return dane::Kind::Fail;
+    }
+    return std::nullopt;
+}
 }  // namespace
 
 Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store, const Clock& clock,
@@ -64,23 +101,29 @@ std::size_t Engine::load() {
     std::size_t n = 0;
     for (auto& row : store_->load_all()) {
         Entry e;
-        if (row.has_policy) {
-            auto p = sts::parse_policy(row.policy);
-            if (!p || row.expires_at <= now) {
-                store_->erase(row.domain);
-                continue;
+        e.last_used = now;
+        if (row.has_policy && row.expires_at > now) {
+            if (auto p = sts::parse_policy(row.policy)) {
+                e.policy = std::make_shared<const sts::Policy>(std::move(*p));
+                e.txt_id = row.txt_id;
+                e.fetched_at = row.fetched_at;
+                e.expires_at = row.expires_at;
             }
-            e.policy = std::make_shared<const sts::Policy>(std::move(*p));
-            e.txt_id = row.txt_id;
-            e.fetched_at = row.fetched_at;
-            e.expires_at = row.expires_at;
-        } else {
-            if (row.expires_at <= now) {
-                store_->erase(row.domain);
-                continue;
-            }
+        } else if (!row.has_policy && row.expires_at > now) {
             e.negative_until = row.expires_at;
             e.negative_why = row.last_error;
+        }
+        if (auto k = dane_kind_of(row.dane_kind); k && row.dane_expires > now) {
+            e.dane.known = true;
+            e.dane.kind = *k;
+            e.dane.expires = row.dane_expires;
+            e.dane.refresh_at = row.dane_refresh;
+            e.dane.why = row.dane_why;
+            e.dane.fail_class = row.dane_fail_class;
+        }
+        if (!e.policy && e.negative_until == 0 && !e.dane.known) {
+            store_->erase(row.domain);
+            continue;
         }
         e.next_refresh = row.next_refresh;
         e.failures = row.failures;
@@ -102,7 +145,31 @@ const Entry* Engine::find(const std::string& domain) const {
     return it == entries_.end() ? nullptr : &it->second;
 }
 
-std::optional<Decision> Engine::from_cache(const std::string& domain, const Entry& e) const {
+Decision Engine::failure_decision(const std::string& domain, int fail_class, const std::string& why,
+                                  bool never_relax) const {
+    config::OnFailure action = opts_.dns_servfail;
+    const char* cls = "dns_servfail";
+    if (fail_class == 2) {
+        action = opts_.dnssec_bogus;
+        cls = "dnssec_bogus";
+    } else if (fail_class == 1) {
+        action = opts_.dns_timeout;
+        cls = "dns_timeout";
+    }
+    Decision d;
+    d.domain = domain;
+    d.source = "dns";
+    d.why = why;
+    if (action == config::OnFailure::NotFound && !never_relax) {
+        d.kind = Decision::Kind::NotFound;
+        d.why += std::string(" (policy.on_failure.") + cls + " = notfound)";
+    } else {
+        d.kind = Decision::Kind::Temp;
+    }
+    return d;
+}
+
+std::optional<Decision> Engine::sts_from_cache(const std::string& domain, const Entry& e) const {
     UnixTime now = clock_.now();
     Decision d;
     d.domain = domain;
@@ -126,6 +193,32 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
     return std::nullopt;
 }
 
+std::optional<Decision> Engine::from_cache(const std::string& domain, const Entry& e) const {
+    UnixTime now = clock_.now();
+    if (!e.dane.known || e.dane.expires <= now) return std::nullopt;
+    switch (e.dane.kind) {
+        case dane::Kind::Fail: {
+            Decision d = failure_decision(domain, e.dane.fail_class, e.dane.why, e.was_dane);
+            d.source = "cache";
+            return d;
+        }
+        case dane::Kind::Dane:
+        case dane::Kind::DaneOnly: {
+            Decision d;
+            d.kind = Decision::Kind::Dane;
+            d.domain = domain;
+            d.source = "cache";
+            d.dane_level = dane::kind_name(e.dane.kind);
+            d.why = e.dane.why;
+            return d;
+        }
+        case dane::Kind::None: break;
+    }
+    auto d = sts_from_cache(domain, e);
+    if (d && d->kind == Decision::Kind::NotFound) d->why = e.dane.why + "; " + d->why;
+    return d;
+}
+
 void Engine::lookup(const std::string& domain, Callback cb) {
     if (auto ov = opts_.overrides.find(domain); ov != opts_.overrides.end()) {
         Decision d;
@@ -137,13 +230,13 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         cb(d);
         return;
     }
+    UnixTime now = clock_.now();
     if (auto it = entries_.find(domain); it != entries_.end()) {
-        if (auto d = from_cache(domain, it->second)) {
-            UnixTime now = clock_.now();
-            const Entry& e = it->second;
-            bool stale_mx = e.policy && e.mx_expires <= now;
-            if (e.policy && (e.next_refresh <= now || stale_mx) && !jobs_.contains(domain) &&
-                static_cast<int>(jobs_.size()) < opts_.max_refreshes)
+        Entry& e = it->second;
+        e.last_used = now;
+        if (auto d = from_cache(domain, e)) {
+            bool due = (e.policy && e.next_refresh <= now) || e.dane.refresh_at <= now;
+            if (due && !jobs_.contains(domain) && static_cast<int>(jobs_.size()) < opts_.max_refreshes)
                 start(domain, nullptr);
             cb(*d);
             return;
@@ -170,85 +263,92 @@ void Engine::start(const std::string& domain, Trace* trace) {
     auto job = std::make_shared<Job>();
     job->domain = domain;
     job->trace = trace;
+    job->pending = 2;
     jobs_[domain] = job;
-    // TXT and MX go out together: the decision needs both, neither depends on the other.
+    entries_[domain].last_used = std::max(entries_[domain].last_used, clock_.now());
     resolver_.resolve("_mta-sts." + domain, dns::rrtype::TXT, [this, job](dns::Answer a) {
         job->txt = std::move(a);
-        if (--job->dns_pending == 0) on_dns_done(job);
+        on_txt(job);
+        done_one(job);
     });
     resolver_.resolve(domain, dns::rrtype::MX, [this, job](dns::Answer a) {
         job->mx = std::move(a);
-        if (--job->dns_pending == 0) on_dns_done(job);
+        on_mx(job);
+        done_one(job);
     });
 }
 
-Decision Engine::failure_decision(const std::string& domain, const dns::Answer& a, const std::string& what) const {
-    config::OnFailure action = opts_.dns_servfail;
-    std::string cls = "dns_servfail";
-    if (a.security == dns::Security::Bogus) {
-        action = opts_.dnssec_bogus;
-        cls = "dnssec_bogus";
-    } else if (a.why == "timeout") {
-        action = opts_.dns_timeout;
-        cls = "dns_timeout";
-    }
-    Decision d;
-    d.domain = domain;
-    d.source = "dns";
-    d.why = "DNS lookup of " + what + " failed: " + sanitize(a.why, 200);
-    if (action == config::OnFailure::NotFound) {
-        d.kind = Decision::Kind::NotFound;
-        d.why += " (policy.on_failure." + cls + " = notfound)";
-    } else {
-        d.kind = Decision::Kind::Temp;
-    }
-    return d;
-}
-
-void Engine::on_dns_done(const std::shared_ptr<Job>& job) {
+void Engine::on_mx(const std::shared_ptr<Job>& job) {
     UnixTime now = clock_.now();
     const std::string& domain = job->domain;
     Entry& e = entries_[domain];
-
-    // MX set (RFC 5321 5.1: no MX means the domain itself; RFC 7505 null MX).
     const dns::Answer& mx = job->mx;
-    if (!mx.failed()) {
-        std::vector<std::pair<std::uint16_t, std::string>> hosts;
-        if (mx.status == dns::Answer::Status::Ok) {
-            for (const auto& rd : mx.rdata) {
-                if (auto m = dns::parse_mx(rd); m && !m->host.empty()) hosts.emplace_back(m->preference, m->host);
-            }
-        } else if (mx.status == dns::Answer::Status::NoData) {
-            hosts.emplace_back(0, domain);
-        }
-        std::stable_sort(hosts.begin(), hosts.end());
-        e.mx_hosts.clear();
-        for (auto& [pref, h] : hosts) {
-            if (std::find(e.mx_hosts.begin(), e.mx_hosts.end(), h) == e.mx_hosts.end()) e.mx_hosts.push_back(h);
-        }
-        e.mx_known = true;
-        e.mx_error.clear();
-        e.mx_expires = now + std::clamp<std::int64_t>(mx.ttl, opts_.mx_min_ttl, opts_.mx_max_ttl);
-        job->note("MX " + domain + ": " + (e.mx_hosts.empty() ? std::string("(none)") : join(e.mx_hosts, ' ')) +
-                  " [" + dns::security_name(mx.security) + "]");
-    } else {
+    if (mx.failed()) {
         e.mx_error = sanitize(mx.why, 120);
-        if (!e.mx_known) e.mx_expires = 0;
-        job->note("MX " + domain + ": lookup failed: " + e.mx_error +
-                  (e.mx_known ? " (keeping the MX set seen before)" : ""));
+        job->note("MX " + domain + ": lookup failed: " + e.mx_error + " [" + dns::security_name(mx.security) + "]");
+        return;
     }
+    // RFC 5321 5.1: no MX means the domain itself; RFC 7505: a null MX means no mail.
+    std::vector<std::pair<std::uint16_t, std::string>> hosts;
+    if (mx.status == dns::Answer::Status::Ok) {
+        for (const auto& rd : mx.rdata) {
+            if (auto m = dns::parse_mx(rd); m && !m->host.empty()) hosts.emplace_back(m->preference, m->host);
+        }
+    } else if (mx.status == dns::Answer::Status::NoData) {
+        hosts.emplace_back(0, domain);
+    }
+    std::stable_sort(hosts.begin(), hosts.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    e.mx_hosts.clear();
+    for (auto& [pref, h] : hosts) {
+        if (std::find(e.mx_hosts.begin(), e.mx_hosts.end(), h) == e.mx_hosts.end()) e.mx_hosts.push_back(h);
+    }
+    e.mx_known = true;
+    e.mx_error.clear();
+    e.mx_expires = now + std::clamp<std::int64_t>(mx.ttl, opts_.dns_min_ttl, opts_.dns_max_ttl);
+    job->note("MX " + domain + ": " +
+              (mx.status == dns::Answer::Status::NoData ? std::string("none, implicit MX ") : std::string()) +
+              (e.mx_hosts.empty() ? std::string("(no host)") : join(e.mx_hosts, ' ')) + " [" +
+              dns::security_name(mx.security) + "]");
+    if (mx.security != dns::Security::Secure) return;  // no DANE: no host queries
+    std::size_t n = std::min(e.mx_hosts.size(), opts_.max_mx_hosts);
+    job->hosts.resize(n);
+    job->pending += static_cast<int>(3 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+        job->hosts[i].host = e.mx_hosts[i];
+        const std::string host = e.mx_hosts[i];
+        resolver_.resolve(host, dns::rrtype::A, [this, job, i](dns::Answer a) {
+            job->hosts[i].a = std::move(a);
+            done_one(job);
+        });
+        resolver_.resolve(host, dns::rrtype::AAAA, [this, job, i](dns::Answer a) {
+            job->hosts[i].aaaa = std::move(a);
+            done_one(job);
+        });
+        resolver_.resolve(dane::tlsa_name(host), dns::rrtype::TLSA, [this, job, i](dns::Answer a) {
+            job->hosts[i].tlsa = std::move(a);
+            done_one(job);
+        });
+    }
+}
 
+void Engine::set_sts(const std::shared_ptr<Job>& job, Decision d) { job->sts = std::move(d); }
+
+void Engine::on_txt(const std::shared_ptr<Job>& job) {
+    UnixTime now = clock_.now();
+    const std::string& domain = job->domain;
+    Entry& e = entries_[domain];
     const dns::Answer& txt = job->txt;
     bool cached_valid = e.policy && e.expires_at > now;
     if (txt.failed()) {
-        job->note("TXT _mta-sts." + domain + ": lookup failed: " + sanitize(txt.why, 120));
+        std::string why = sanitize(txt.why, 120);
+        job->note("TXT _mta-sts." + domain + ": lookup failed: " + why + " [" + dns::security_name(txt.security) + "]");
         if (cached_valid) {
-            schedule_failure(e, "TXT lookup failed: " + sanitize(txt.why, 120));
-            persist(domain, e);
-            finish(job, *from_cache(domain, e));
+            schedule_failure(e, "TXT lookup failed: " + why);
+            set_sts(job, *sts_from_cache(domain, e));
             return;
         }
-        finish(job, failure_decision(domain, txt, "_mta-sts." + domain + " TXT"));
+        set_sts(job, failure_decision(domain, fail_class_of(txt), "DNS lookup of _mta-sts." + domain + " TXT failed: " + why));
         return;
     }
     std::vector<std::string> records;
@@ -257,33 +357,31 @@ void Engine::on_dns_done(const std::shared_ptr<Job>& job) {
             if (auto s = dns::parse_txt(rd)) records.push_back(std::move(*s));
         }
     }
-    for (const auto& r : records) job->note("TXT _mta-sts." + domain + ": \"" + sanitize(r, 200) + "\"");
+    for (const auto& r : records)
+        job->note("TXT _mta-sts." + domain + ": \"" + sanitize(r, 200) + "\" [" + dns::security_name(txt.security) + "]");
     auto sel = sts::select_txt(records);
     if (!sel) {
-        std::string why = txt.status == dns::Answer::Status::Ok ? sel.error().reason
-                                                                  : std::string("no _mta-sts TXT record");
+        std::string why = txt.status == dns::Answer::Status::Ok ? sel.error().reason : std::string("no _mta-sts TXT record");
         job->note("TXT: " + why);
         if (cached_valid) {
             // Section 5: the policy stays in force until it expires, TXT or not.
             e.last_error.clear();
             schedule_success(e);
-            persist(domain, e);
-            Decision d = *from_cache(domain, e);
+            Decision d = *sts_from_cache(domain, e);
             d.why += "; " + why + ", cached policy kept until it expires";
-            finish(job, d);
+            set_sts(job, d);
             return;
         }
         e.policy.reset();
         e.negative_until = now + opts_.negative_ttl;
         e.negative_why = why;
         e.last_error = why;
-        persist(domain, e);
         Decision d;
         d.kind = Decision::Kind::NotFound;
         d.domain = domain;
         d.source = "dns";
         d.why = why;
-        finish(job, d);
+        set_sts(job, d);
         return;
     }
     job->txt_id = sel->id;
@@ -293,14 +391,17 @@ void Engine::on_dns_done(const std::shared_ptr<Job>& job) {
         e.last_error.clear();
         e.failures = 0;
         schedule_success(e);
-        persist(domain, e);
-        finish(job, *from_cache(domain, e));
+        set_sts(job, *sts_from_cache(domain, e));
         return;
     }
     job->note("fetching " + sts::policy_url(domain) +
               (cached_valid ? (e.txt_id == sel->id ? " (refresh before expiry)" : " (TXT id changed from " + e.txt_id + ")")
                             : ""));
-    fetcher_.fetch(domain, [this, job](sts::FetchResult r) { on_fetch_done(job, std::move(r)); });
+    ++job->pending;
+    fetcher_.fetch(domain, [this, job](sts::FetchResult r) {
+        on_fetch_done(job, std::move(r));
+        done_one(job);
+    });
 }
 
 void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) {
@@ -322,22 +423,14 @@ void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) 
             e.failures = 0;
             e.last_error.clear();
             schedule_success(e);
-            persist(domain, e);
-            Decision d = *from_cache(domain, e).or_else([&]() -> std::optional<Decision> {
-                // max_age 0: valid for this decision only.
-                Decision z;
-                z.kind = Decision::Kind::Sts;
-                z.domain = domain;
-                z.policy = e.policy;
-                z.mx_hosts = e.mx_hosts;
-                z.mx_known = e.mx_known;
-                z.mx_error = e.mx_error;
-                return z;
-            });
+            Decision d;
+            d.kind = Decision::Kind::Sts;
+            d.domain = domain;
+            d.policy = e.policy;
             d.source = "fetch";
             d.why = std::string("MTA-STS policy mode ") + sts::mode_name(e.policy->mode) + " id " + e.txt_id +
                     " fetched, valid for " + std::to_string(e.policy->max_age) + " s";
-            finish(job, d);
+            set_sts(job, d);
             return;
         }
         failure = "sts-policy-invalid: " + p.error().reason;
@@ -349,22 +442,80 @@ void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) 
     job->note("policy fetch failed: " + failure);
     if (e.policy && e.expires_at > now) {
         schedule_failure(e, failure);
-        persist(domain, e);
-        Decision d = *from_cache(domain, e);
-        finish(job, d);
+        set_sts(job, *sts_from_cache(domain, e));
         return;
     }
     e.policy.reset();
     e.negative_until = now + opts_.fetch_failure_ttl;
     e.negative_why = failure + " (no cached policy: treated as no MTA-STS, RFC 8461 section 5)";
     e.last_error = failure;
-    persist(domain, e);
     Decision d;
     d.kind = Decision::Kind::NotFound;
     d.domain = domain;
     d.source = "fetch";
     d.why = e.negative_why;
-    finish(job, d);
+    set_sts(job, d);
+}
+
+void Engine::done_one(const std::shared_ptr<Job>& job) {
+    if (--job->pending > 0) return;
+    UnixTime now = clock_.now();
+    const std::string& domain = job->domain;
+    Entry& e = entries_[domain];
+
+    dane::Outcome o = dane::evaluate(domain, job->mx, job->hosts);
+    for (auto& n : o.notes) job->note(std::move(n));
+    job->note("DANE: " + std::string(dane::kind_name(o.kind)) + ": " + o.why);
+    bool had_dane = e.dane.known && (e.dane.kind == dane::Kind::Dane || e.dane.kind == dane::Kind::DaneOnly);
+    if (had_dane) e.was_dane = true;
+    if (o.kind == dane::Kind::Fail && had_dane && e.dane.expires > now) {
+        // A failed refresh never removes an unexpired DANE result; try again soon.
+        e.dane.refresh_at = now + opts_.failure_ttl;
+        log::warn("DANE refresh failed, keeping the cached result", {{"domain", domain}, {"error", o.why}});
+        Decision d = *from_cache(domain, e);
+        d.why += " (refresh failed: " + o.why + ")";
+        persist(domain, e);
+        finish(job, std::move(d));
+        return;
+    }
+    e.dane.known = true;
+    e.dane.kind = o.kind;
+    e.dane.why = o.why;
+    if (o.kind == dane::Kind::Fail) {
+        e.dane.fail_class = fail_class_of(o.failure);
+        e.dane.expires = now + opts_.failure_ttl;
+        e.dane.refresh_at = e.dane.expires;
+    } else {
+        std::int64_t ttl = std::clamp<std::int64_t>(o.ttl, opts_.dns_min_ttl, opts_.dns_max_ttl);
+        e.dane.expires = now + ttl;
+        e.dane.refresh_at = now + ttl * 3 / 4;
+    }
+
+    Decision d;
+    switch (o.kind) {
+        case dane::Kind::Fail:
+            d = failure_decision(domain, e.dane.fail_class, o.why, e.was_dane);
+            break;
+        case dane::Kind::Dane:
+        case dane::Kind::DaneOnly:
+            d.kind = Decision::Kind::Dane;
+            d.domain = domain;
+            d.source = "dns";
+            d.dane_level = dane::kind_name(o.kind);
+            d.why = o.why;
+            break;
+        case dane::Kind::None:
+            d = job->sts ? *job->sts : failure_decision(domain, 0, "internal error: no MTA-STS outcome");
+            if (d.kind == Decision::Kind::Sts) {
+                d.mx_hosts = e.mx_hosts;
+                d.mx_known = e.mx_known;
+                d.mx_error = e.mx_error;
+            }
+            if (d.kind == Decision::Kind::NotFound) d.why = o.why + "; " + d.why;
+            break;
+    }
+    persist(domain, e);
+    finish(job, std::move(d));
 }
 
 void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
@@ -422,6 +573,11 @@ void Engine::persist(const std::string& domain, const Entry& e) {
     row.last_error = e.last_error;
     row.mx_hosts = join(e.mx_hosts, ' ');
     row.mx_expires = e.mx_known ? e.mx_expires : 0;
+    row.dane_kind = dane_code(e.dane);
+    row.dane_expires = e.dane.expires;
+    row.dane_refresh = e.dane.refresh_at;
+    row.dane_why = e.dane.why;
+    row.dane_fail_class = e.dane.fail_class;
     store_->put(row);
 }
 
@@ -430,14 +586,15 @@ void Engine::tick() {
     std::vector<std::string> due;
     std::vector<std::string> drop;
     for (const auto& [domain, e] : entries_) {
-        if (e.policy) {
-            if (e.expires_at <= now && e.next_refresh <= now && !jobs_.contains(domain)) {
-                // Expired and not refreshed in time: forget it; the next lookup resolves.
-                drop.push_back(domain);
-            } else if (e.next_refresh <= now) {
-                due.push_back(domain);
-            }
-        } else if (e.negative_until <= now && !jobs_.contains(domain)) {
+        if (jobs_.contains(domain)) continue;
+        bool sts_alive = (e.policy && e.expires_at > now) || e.negative_until > now;
+        bool dane_alive = e.dane.known && e.dane.expires > now;
+        bool recently_used = now - e.last_used < opts_.idle_ttl;
+        if (e.policy && e.expires_at > now && e.next_refresh <= now) {
+            due.push_back(domain);  // cached policies are kept current whether used or not
+        } else if (recently_used && dane_alive && e.dane.refresh_at <= now) {
+            due.push_back(domain);
+        } else if (!sts_alive && !dane_alive) {
             drop.push_back(domain);
         }
     }
@@ -447,7 +604,7 @@ void Engine::tick() {
     }
     for (const auto& d : due) {
         if (static_cast<int>(jobs_.size()) >= opts_.max_refreshes) break;
-        if (!jobs_.contains(d)) start(d, nullptr);
+        start(d, nullptr);
     }
 }
 

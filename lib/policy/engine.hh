@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.hh"
+#include "dane/dane.hh"
 #include "dns/resolver.hh"
 #include "policy/decision.hh"
 #include "store/store.hh"
@@ -27,8 +28,11 @@ struct EngineOptions {
     int refresh_interval = 3600;
     int refresh_backoff = 60;
     int max_refreshes = 32;
-    int mx_min_ttl = 60;
-    int mx_max_ttl = 3600;
+    int dns_min_ttl = 60;
+    int dns_max_ttl = 3600;
+    int failure_ttl = 30;
+    int idle_ttl = 86'400;  // DANE results of domains unused this long are not refreshed
+    std::size_t max_mx_hosts = 16;
     config::OnFailure dns_timeout = config::OnFailure::Tempfail;
     config::OnFailure dns_servfail = config::OnFailure::Tempfail;
     config::OnFailure dnssec_bogus = config::OnFailure::Tempfail;
@@ -36,8 +40,21 @@ struct EngineOptions {
     static EngineOptions from(const config::Config& c);
 };
 
+// The DANE side of a domain.
+struct DaneState {
+    bool known = false;
+    dane::Kind kind = dane::Kind::None;
+    UnixTime expires = 0;
+    UnixTime refresh_at = 0;
+    std::string why;
+    int fail_class = 0;  // Fail: 0 servfail, 1 timeout, 2 bogus
+};
+
 // What the engine knows about one domain.
 struct Entry {
+    DaneState dane;
+    bool was_dane = false;  // DANE applied at some point: failures are never relaxed
+    UnixTime last_used = 0;
     std::shared_ptr<const sts::Policy> policy;  // last good policy, may be expired
     std::string txt_id;
     UnixTime fetched_at = 0;
@@ -82,11 +99,17 @@ public:
 private:
     struct Job;
     void start(const std::string& domain, Trace* trace);
-    void on_dns_done(const std::shared_ptr<Job>& job);
+    void on_txt(const std::shared_ptr<Job>& job);
+    void on_mx(const std::shared_ptr<Job>& job);
     void on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r);
+    void done_one(const std::shared_ptr<Job>& job);
+    void set_sts(const std::shared_ptr<Job>& job, Decision d);
     void finish(const std::shared_ptr<Job>& job, Decision d);
     std::optional<Decision> from_cache(const std::string& domain, const Entry& e) const;
-    Decision failure_decision(const std::string& domain, const dns::Answer& a, const std::string& what) const;
+    // never_relax: the domain had DANE, so a failure is TEMP whatever policy.on_failure says.
+    Decision failure_decision(const std::string& domain, int fail_class, const std::string& why,
+                              bool never_relax = false) const;
+    std::optional<Decision> sts_from_cache(const std::string& domain, const Entry& e) const;
     void persist(const std::string& domain, const Entry& e);
     UnixTime jitter(UnixTime base, int seconds);
     void schedule_success(Entry& e);

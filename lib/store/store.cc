@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS sts (
+CREATE TABLE IF NOT EXISTS domains (
     domain       TEXT PRIMARY KEY,
     has_policy   INTEGER NOT NULL,
     txt_id       TEXT NOT NULL DEFAULT '',
@@ -31,7 +31,12 @@ CREATE TABLE IF NOT EXISTS sts (
     failures     INTEGER NOT NULL DEFAULT 0,
     last_error   TEXT NOT NULL DEFAULT '',
     mx_hosts     TEXT NOT NULL DEFAULT '',
-    mx_expires   INTEGER NOT NULL DEFAULT 0
+    mx_expires   INTEGER NOT NULL DEFAULT 0,
+    dane_kind    INTEGER NOT NULL DEFAULT -1,
+    dane_expires INTEGER NOT NULL DEFAULT 0,
+    dane_refresh INTEGER NOT NULL DEFAULT 0,
+    dane_why     TEXT NOT NULL DEFAULT '',
+    dane_fail    INTEGER NOT NULL DEFAULT 0
 );
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 )SQL";
@@ -131,18 +136,20 @@ std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
 bool Store::prepare() {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_.get(),
-                           "INSERT OR REPLACE INTO sts(domain, has_policy, txt_id, policy, fetched_at,"
-                           " expires_at, next_refresh, failures, last_error, mx_hosts, mx_expires)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           "INSERT OR REPLACE INTO domains(domain, has_policy, txt_id, policy, fetched_at,"
+                           " expires_at, next_refresh, failures, last_error, mx_hosts, mx_expires,"
+                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                            -1, &st, nullptr) != SQLITE_OK)
         return false;
     put_stmt_.reset(st);
-    if (sqlite3_prepare_v2(db_.get(), "DELETE FROM sts WHERE domain = ?1", -1, &st, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db_.get(), "DELETE FROM domains WHERE domain = ?1", -1, &st, nullptr) != SQLITE_OK)
         return false;
     erase_stmt_.reset(st);
     if (sqlite3_prepare_v2(db_.get(),
                            "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
-                           " next_refresh, failures, last_error, mx_hosts, mx_expires FROM sts WHERE domain = ?1",
+                           " next_refresh, failures, last_error, mx_hosts, mx_expires,"
+                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains WHERE domain = ?1",
                            -1, &st, nullptr) != SQLITE_OK)
         return false;
     get_stmt_.reset(st);
@@ -169,6 +176,11 @@ StsRow read_row(sqlite3_stmt* st) {
     r.last_error = col_text(st, 8);
     r.mx_hosts = col_text(st, 9);
     r.mx_expires = sqlite3_column_int64(st, 10);
+    r.dane_kind = sqlite3_column_int(st, 11);
+    r.dane_expires = sqlite3_column_int64(st, 12);
+    r.dane_refresh = sqlite3_column_int64(st, 13);
+    r.dane_why = col_text(st, 14);
+    r.dane_fail_class = sqlite3_column_int(st, 15);
     return r;
 }
 }  // namespace
@@ -178,7 +190,8 @@ std::vector<StsRow> Store::load_all() {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_.get(),
                            "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
-                           " next_refresh, failures, last_error, mx_hosts, mx_expires FROM sts",
+                           " next_refresh, failures, last_error, mx_hosts, mx_expires,"
+                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains",
                            -1, &st, nullptr) != SQLITE_OK) {
         log::error("cannot read cache", {{"error", sqlite3_errmsg(db_.get())}});
         return rows;
@@ -214,6 +227,11 @@ bool Store::put(const StsRow& r) {
     sqlite3_bind_text(st, 9, r.last_error.data(), static_cast<int>(r.last_error.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 10, r.mx_hosts.data(), static_cast<int>(r.mx_hosts.size()), SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 11, r.mx_expires);
+    sqlite3_bind_int(st, 12, r.dane_kind);
+    sqlite3_bind_int64(st, 13, r.dane_expires);
+    sqlite3_bind_int64(st, 14, r.dane_refresh);
+    sqlite3_bind_text(st, 15, r.dane_why.data(), static_cast<int>(r.dane_why.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 16, r.dane_fail_class);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

@@ -14,7 +14,7 @@ namespace strictmx::store {
 
 inline constexpr int kSchemaVersion = 1;
 
-// One row of table `sts`: the MTA-STS state of one domain.
+// One row of table `domains`: what is known about one destination domain.
 struct StsRow {
     std::string domain;
     bool has_policy = false;   // false: a negative entry (no usable policy)
@@ -27,6 +27,11 @@ struct StsRow {
     std::string last_error;    // why the last refresh failed, or why there is no policy
     std::string mx_hosts;      // the domain's MX host names, space-separated
     UnixTime mx_expires = 0;   // 0: MX set unknown
+    int dane_kind = -1;        // -1 unknown, 0 none, 1 dane, 2 dane-only, 3 failed
+    UnixTime dane_expires = 0; // end of the DANE result (DNS TTL, clamped)
+    UnixTime dane_refresh = 0; // when to resolve again before it expires
+    std::string dane_why;      // the reason, in words
+    int dane_fail_class = 0;   // failed: 0 servfail, 1 timeout, 2 bogus
 };
 
 class Store {

@@ -25,7 +25,8 @@ struct Rig {
     std::unique_ptr<Engine> engine;
     explicit Rig(store::Store* s = nullptr) {
         dns.set("_mta-sts.example.com", dns::rrtype::TXT, ok({txt_rdata("v=STSv1; id=1;")}));
-        dns.set("example.com", dns::rrtype::MX, ok({mx_rdata(10, "mx.example.com")}));
+        // Unsigned MX: DANE does not apply, the MTA-STS logic alone decides.
+        dns.set("example.com", dns::rrtype::MX, ok({mx_rdata(10, "mx.example.com")}, dns::Security::Insecure));
         https.set_body("example.com", kEnforce);
         engine = std::make_unique<Engine>(dns, https, s, clock, opts);
     }
