@@ -37,6 +37,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
     bool busy = false;          // a request is in progress
     bool closing = false;       // close once the output is flushed
     bool in_process = false;    // process() is on the stack: it picks up the next request
+    bool eof = false;           // the client shut down its side (Exim readsocket does)
     std::uint64_t request = 0;  // sequence number of the request in progress
     EventPtr deadline;
     std::shared_ptr<Conn> self;  // keeps the connection alive while the loop owns it
@@ -66,8 +67,10 @@ void Server::bind_all() {
         auto l = std::make_unique<Listener>();
         l->server = this;
         l->cfg = lc;
-        l->proto = lc.type == "tcp_table" ? Protocol::TcpTable : Protocol::Socketmap;
-        if (l->proto == Protocol::TcpTable) {
+        l->proto = lc.type == "tcp_table" ? Protocol::TcpTable
+                   : lc.type == "exim"    ? Protocol::Exim
+                                          : Protocol::Socketmap;
+        if (l->proto != Protocol::Socketmap) {
             std::string pname = lc.profile.empty() ? "postfix" : lc.profile;
             l->profile = policy::find_profile(pname);
             if (!l->profile) throw std::runtime_error("listener " + lc.address + ": unknown profile " + pname);
@@ -168,6 +171,17 @@ void Server::on_event(bufferevent*, short what, void* arg) noexcept {
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->listener->proto == Protocol::Exim &&
+        !c->closing) {
+        // Half-close: the request is complete, the answer still goes out.
+        c->eof = true;
+        std::shared_ptr<Conn> keep = c->shared_from_this();
+        if (c->busy) return;
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            c->server->process(keep);
+            return;
+        }
+    }
     c->server->close(c);
 }
 
@@ -196,9 +210,15 @@ void Server::on_deadline(evutil_socket_t, short, void* arg) noexcept {
     c->busy = false;
     log::warn("lookup deadline passed, answering TEMP; the resolution goes on in the background",
               {{"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
-    s->send(keep, c->listener->proto == Protocol::Socketmap
-                      ? netstring::encode(policy::Service::socketmap_deadline_reply())
-                      : policy::Service::tcp_table_deadline_reply());
+    switch (c->listener->proto) {
+        case Protocol::Socketmap: s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply())); break;
+        case Protocol::TcpTable: s->send(keep, policy::Service::tcp_table_deadline_reply()); break;
+        case Protocol::Exim:
+            s->send(keep, policy::Service::exim_deadline_reply());
+            c->closing = true;
+            on_write(c->bev, c);
+            return;
+    }
     s->process(keep);
 }
 
@@ -233,6 +253,20 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 }
                 payload.assign(r.payload);
                 consumed = r.consumed;
+            } else if (c->listener->proto == Protocol::Exim) {
+                std::size_t nl = view.find('\n');
+                if (nl == std::string_view::npos && view.size() > netstring::kMaxRequest) nl = view.size() + 1;
+                if (nl == std::string_view::npos && !c->eof) return;
+                if (nl == view.size() + 1) {
+                    send(c, "level=tempfail reason=\"request too long\"\n");
+                    c->closing = true;
+                    on_write(c->bev, c.get());
+                    return;
+                }
+                std::size_t len = nl == std::string_view::npos ? view.size() : nl;
+                payload.assign(view.substr(0, len));
+                if (!payload.empty() && payload.back() == '\r') payload.pop_back();
+                consumed = nl == std::string_view::npos ? view.size() : nl + 1;
             } else {
                 auto r = tcp_table::parse_request(view);
                 if (r.status == tcp_table::ParseResult::Status::NeedMore) return;
@@ -263,17 +297,29 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 process(conn);  // next buffered request; a no-op when called from process()
             };
             if (!service_) throw std::runtime_error("not ready");
-            if (c->listener->proto == Protocol::Socketmap) {
-                service_->socketmap(payload, [reply](std::string p) { reply(netstring::encode(p)); });
-            } else {
-                service_->tcp_table(request_key, *c->listener->profile, reply);
+            switch (c->listener->proto) {
+                case Protocol::Socketmap:
+                    service_->socketmap(payload, [reply](std::string p) { reply(netstring::encode(p)); });
+                    break;
+                case Protocol::TcpTable: service_->tcp_table(request_key, *c->listener->profile, reply); break;
+                case Protocol::Exim:
+                    // One request per connection: answer, then close.
+                    service_->exim(payload, *c->listener->profile, [reply, weak](std::string line) {
+                        reply(std::move(line));
+                        if (auto conn = weak.lock(); conn && conn->bev) {
+                            conn->closing = true;
+                            on_write(conn->bev, conn.get());
+                        }
+                    });
+                    break;
             }
         }
     } catch (const std::exception& e) {
         log::error("request failed, answering TEMP and closing the connection", {{"error", e.what()}});
         if (c->bev) {
-            send(c, c->listener->proto == Protocol::Socketmap ? netstring::encode("TEMP internal error")
-                                                              : *tcp_table::reply(400, "internal error"));
+            send(c, c->listener->proto == Protocol::Socketmap  ? netstring::encode("TEMP internal error")
+                    : c->listener->proto == Protocol::TcpTable ? *tcp_table::reply(400, "internal error")
+                                                               : std::string("level=tempfail reason=\"internal error\"\n"));
             c->closing = true;
             on_write(c->bev, c.get());
         }

@@ -18,7 +18,7 @@
 
 namespace strictmx::policyd {
 
-enum class Protocol { Socketmap, TcpTable };
+enum class Protocol { Socketmap, TcpTable, Exim };
 
 class Server {
 public:

@@ -148,8 +148,8 @@ const std::vector<Setting>& table() {
 }
 
 void check_listen(const Listen& l, const std::string& where) {
-    if (l.type != "socketmap" && l.type != "tcp_table")
-        fail(where, "type must be \"socketmap\" or \"tcp_table\"");
+    if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim")
+        fail(where, "type must be \"socketmap\", \"tcp_table\" or \"exim\"");
     if (!l.address.starts_with("inet:") && !l.address.starts_with("unix:"))
         fail(where, "address must be inet:HOST:PORT or unix:PATH");
     if (!l.mode.empty()) {
@@ -180,7 +180,7 @@ const std::vector<SettingDoc>& settings() {
         out.push_back({"policy.overrides", "table of domain = answer", "{}",
                        "Static answers that win over DNS and MTA-STS, e.g. \"example.org\" = \"secure match=mx.example.org\"; \"\" answers NOTFOUND."});
         out.push_back({"listen", "array of tables", "[{type=\"socketmap\", address=\"inet:127.0.0.1:8461\"}]",
-                       "Listeners: type (socketmap | tcp_table), address (inet:HOST:PORT | unix:PATH), profile (tcp_table), mode/owner/group (unix)."});
+                       "Listeners: type (socketmap | tcp_table | exim), address (inet:HOST:PORT | unix:PATH), profile (tcp_table and exim), mode/owner/group (unix)."});
         return out;
     }();
     return docs;

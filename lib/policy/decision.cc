@@ -73,4 +73,56 @@ Reply render(const Decision& d, const Profile& profile) {
     return {Reply::Kind::Ok, out};
 }
 
+namespace {
+// A value for Exim's ${extract}: quoted, with quotes and backslashes replaced.
+std::string exim_quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') out += '\'';
+        else if (u < 0x20 || u >= 0x7f) out += '?';
+        else out += c;
+    }
+    return out + "\"";
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ":" : "") + v[i];
+    return out;
+}
+}  // namespace
+
+std::string render_exim(const Decision& d, const Profile& profile) {
+    switch (d.kind) {
+        case Decision::Kind::NotFound: return "level=none";
+        case Decision::Kind::Temp: return "level=tempfail reason=" + exim_quote(d.why);
+        case Decision::Kind::Dane: return "level=" + d.dane_level;
+        case Decision::Kind::Override: {
+            if (d.override_text.empty()) return "level=none";
+            std::string level = d.override_text.substr(0, d.override_text.find(' '));
+            return "level=" + level + " override=" + exim_quote(d.override_text);
+        }
+        case Decision::Kind::Sts: break;
+    }
+    const sts::Policy& p = *d.policy;
+    Reply r = render(d, profile);
+    if (r.kind == Reply::Kind::Temp) return "level=tempfail reason=" + exim_quote(r.text);
+    if (r.kind == Reply::Kind::NotFound) return std::string("level=none mode=") + sts::mode_name(p.mode);
+    return std::string("level=secure mode=") + sts::mode_name(p.mode) + " mx=" + joined(p.mx) +
+           " match=" + joined(match_names(p, d.mx_hosts));
+}
+
+std::string exim_mxcheck(const Decision& d, const Profile& profile, std::string_view host) {
+    switch (d.kind) {
+        case Decision::Kind::Temp: return "policy lookup failed: " + d.why;
+        case Decision::Kind::Sts: break;
+        default: return {};
+    }
+    const sts::Policy& p = *d.policy;
+    bool enforce = p.mode == sts::Mode::Enforce || (p.mode == sts::Mode::Testing && profile.strict_testing);
+    if (!enforce || sts::policy_allows(p, host)) return {};
+    return "MX host " + std::string(host) + " is not allowed by the MTA-STS policy of " + d.domain;
+}
+
 }  // namespace strictmx::policy

@@ -56,6 +56,15 @@ struct Reply {
 // delivery could not satisfy the policy, and the reason is logged.
 Reply render(const Decision& d, const Profile& profile);
 
+// Exim readsocket answers (contrib/exim): one line of key=value fields for ${extract}.
+//   level=secure mode=enforce mx=P1:P2 match=N1:N2   MTA-STS enforce (exact names as above)
+//   level=dane-only | level=dane                      DANE applies (Exim's own DANE does it)
+//   level=none [mode=testing|none]                    no policy to enforce
+//   level=tempfail reason="..."                       defer
+std::string render_exim(const Decision& d, const Profile& profile);
+// Exim tcp:connect veto: "" allows connecting to `host`, anything else is the reason to veto.
+std::string exim_mxcheck(const Decision& d, const Profile& profile, std::string_view host);
+
 // The match= names described above (exposed for tests and `strictmx query`).
 std::vector<std::string> match_names(const sts::Policy& p, const std::vector<std::string>& mx_hosts);
 

@@ -43,6 +43,10 @@ std::string Service::tcp_table_deadline_reply() {
     return *tcp_table::reply(400, "policy lookup still in progress, try again later");
 }
 
+std::string Service::exim_deadline_reply() {
+    return "level=tempfail reason=\"policy lookup still in progress, try again later\"\n";
+}
+
 namespace {
 const char* reply_word(Reply::Kind k) {
     switch (k) {
@@ -72,6 +76,51 @@ void Service::decide(const std::string& raw_key, const Profile& profile, std::fu
                                {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
         done(std::move(r));
     });
+}
+
+void Service::decide_raw(const std::string& raw_key, const Profile& profile,
+                         std::function<void(const Decision*)> done) {
+    dns::Key key = dns::classify_key(raw_key);
+    if (key.kind != dns::KeyKind::Domain) {
+        log::debug("no policy for key", {{"key", raw_key}, {"why", key.why}});
+        done(nullptr);
+        return;
+    }
+    std::string profile_name = profile.name;
+    engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
+        log::info("decision", {{"domain", d.domain},
+                               {"profile", profile_name},
+                               {"answer", render_exim(d, *find_profile(profile_name))},
+                               {"source", d.source},
+                               {"why", d.why}});
+        done(&d);
+    });
+}
+
+void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply) {
+    auto words = split(trim(line), ' ');
+    std::erase_if(words, [](std::string_view w) { return w.empty(); });
+    const Profile* p = &profile;
+    if (words.size() == 2 && words[0] == "query") {
+        decide_raw(std::string(words[1]), profile, [reply, p](const Decision* d) {
+            reply((d ? render_exim(*d, *p) : std::string("level=none")) + "\n");
+        });
+        return;
+    }
+    if (words.size() == 3 && words[0] == "mxcheck") {
+        std::string host = to_lower(words[2]);
+        if (!host.empty() && host.back() == '.') host.pop_back();
+        if (!dns::is_hostname(host)) {
+            reply("veto: not a host name: " + sanitize(words[2], 100) + "\n");
+            return;
+        }
+        decide_raw(std::string(words[1]), profile, [reply, p, host](const Decision* d) {
+            reply((d ? exim_mxcheck(*d, *p, host) : std::string()) + "\n");
+        });
+        return;
+    }
+    log::warn("malformed exim request", {{"request", line}});
+    reply("level=tempfail reason=\"malformed request: expected 'query DOMAIN' or 'mxcheck DOMAIN HOST'\"\n");
 }
 
 void Service::socketmap(std::string_view payload, ReplyFn reply) {

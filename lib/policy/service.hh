@@ -24,12 +24,21 @@ public:
     // tcp_table: `key` is decoded; the reply is a whole line ("200 data\n", ...).
     void tcp_table(const std::string& key, const Profile& profile, ReplyFn reply);
 
+    // Exim ${readsocket}: one request line, "query DOMAIN" or "mxcheck DOMAIN HOST"; the
+    // reply is one line (with its newline). mxcheck answers an empty line to allow.
+    void exim(std::string_view line, const Profile& profile, ReplyFn reply);
+
     // What a lookup answers when its deadline passes before the resolution ends.
     static std::string socketmap_deadline_reply();
     static std::string tcp_table_deadline_reply();
+    static std::string exim_deadline_reply();
 
     // Shared by both protocols: decide and render for a raw key.
     void decide(const std::string& raw_key, const Profile& profile, std::function<void(Reply)> done);
+    // The same with the decision itself (Exim renders it its own way). `log_answer` writes
+    // the decision line.
+    void decide_raw(const std::string& raw_key, const Profile& profile,
+                    std::function<void(const Decision*)> done);
 
 private:
     Engine& engine_;

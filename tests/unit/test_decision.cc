@@ -76,3 +76,30 @@ TEST_CASE("overrides, not found and temp") {
     CHECK(render(t, prof("postfix")).kind == Reply::Kind::Temp);
     CHECK(find_profile("nonsense") == nullptr);
 }
+
+TEST_CASE("Exim answers") {
+    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.pool.example.net\nmax_age: 600\n",
+                          {"mx1.example.com", "a.pool.example.net", "x.y.pool.example.net"});
+    CHECK(render_exim(d, prof("postfix")) ==
+          "level=secure mode=enforce mx=mx1.example.com:*.pool.example.net match=mx1.example.com:a.pool.example.net");
+    CHECK(exim_mxcheck(d, prof("postfix"), "mx1.example.com").empty());
+    CHECK(exim_mxcheck(d, prof("postfix"), "a.pool.example.net").empty());
+    CHECK_FALSE(exim_mxcheck(d, prof("postfix"), "x.y.pool.example.net").empty());
+    CHECK_FALSE(exim_mxcheck(d, prof("postfix"), "evil.example.org").empty());
+    auto t = sts_decision("version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 600\n", {});
+    CHECK(render_exim(t, prof("postfix")) == "level=none mode=testing");
+    CHECK(exim_mxcheck(t, prof("postfix"), "evil.example.org").empty());
+    CHECK_FALSE(exim_mxcheck(t, prof("strict"), "evil.example.org").empty());
+    Decision temp;
+    temp.kind = Decision::Kind::Temp;
+    temp.why = "DNS \"failed\"\n";
+    CHECK(render_exim(temp, prof("postfix")) == "level=tempfail reason=\"DNS 'failed'?\"");
+    CHECK_FALSE(exim_mxcheck(temp, prof("postfix"), "mx.example.com").empty());
+    Decision dane;
+    dane.kind = Decision::Kind::Dane;
+    dane.dane_level = "dane-only";
+    CHECK(render_exim(dane, prof("postfix")) == "level=dane-only");
+    CHECK(exim_mxcheck(dane, prof("postfix"), "any.example.org").empty());
+    Decision none;
+    CHECK(render_exim(none, prof("postfix")) == "level=none");
+}
