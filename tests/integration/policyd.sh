@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Start or stop strictmx-policyd on the test internet's configuration.
 # Usage: policyd.sh WORKDIR start|stop|restart|status
 # The binary comes from STRICTMX_POLICYD, else from WORKDIR/fixture.env.
@@ -11,7 +12,14 @@ if [ -z "${STRICTMX_POLICYD:-}" ] && [ -f "$W/fixture.env" ]; then
     . "$W/fixture.env"
 fi
 
-running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# alive PID: running and not a zombie (orphans wait for whoever reaps them).
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+running() { [ -s "$PIDFILE" ] && alive "$(cat "$PIDFILE")"; }
 
 listening() {
     (exec 3<>/dev/tcp/127.0.0.1/8461) 2>/dev/null &&
@@ -47,11 +55,11 @@ stop() {
     local pid rc=0
     pid=$(cat "$PIDFILE")
     kill -TERM "$pid"
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+    for _ in $(seq 200); do
+        alive "$pid" || break
+        sleep 0.05
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         echo "policyd.sh: strictmx-policyd ignored SIGTERM for 10 s" >&2
         kill -KILL "$pid"
         rc=3

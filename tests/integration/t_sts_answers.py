@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Every case of sts_cases.tsv through one transport, checked twice: the exact
 wire reply (own client) and what Postfix's own client makes of it (postmap -q).
 
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import itlib  # noqa: E402
 
 HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
-HOSTILE = ("*", "{", "}", "[", "]", "evil", "192.0.2.1", ";", "=x", " match=evil")
+HOSTILE = ("*", "{", "}", "[", "]", "evil", "192.0.2.1", ";", "\t")
 
 
 def load_cases():
@@ -42,6 +43,9 @@ def check_ok_shape(t, key, text):
         t.ok(False, f"{key}: answer parses as a Postfix TLS policy", str(e))
         return
     names = [n for n, _ in attrs]
+    if level in ("dane", "dane-only"):
+        t.ok(not names, f"{key}: DANE answer without attributes", text)
+        return
     t.ok(level == "secure" and set(names) <= {"match", "servername"}
          and names.count("match") == 1 and names.count("servername") <= 1,
          f"{key}: only level secure with match= and servername=", text)

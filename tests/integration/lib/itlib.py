@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers shared by the integration tests: wire clients for socketmap (netstring)
 and tcp_table, a postmap wrapper, a tokenizer for Postfix TLS policy text,
 fetch counters for the policy server, and a small check/report harness.
@@ -203,13 +204,15 @@ def policy_attributes(text):
 # --- policy server logs ---------------------------------------------------------------
 
 def fetch_count(w, domain):
-    """HTTP requests the policy server received for mta-sts.DOMAIN."""
+    """HTTP requests the policy server received for mta-sts.DOMAIN, not counting
+    those of t_testnet.sh (User-Agent testnet-check)."""
     path = os.path.join(w, "https", "requests.log")
     host = f"mta-sts.{domain}"
     if not os.path.exists(path):
         return 0
     with open(path) as f:
-        return sum(1 for line in f if line.split("\t")[2:3] == [host])
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    return sum(1 for r in rows if r[2:3] == [host] and r[6:7] != ["testnet-check"])
 
 
 def https_down(w, down=True):

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Test PKI: a CA, a certificate for every MTA-STS policy host, SMTP sink
 # certificates, and the hostile ones (wrong name, self-signed, expired).
 # Usage: certs.sh WORKDIR    (writes WORKDIR/pki/NAME.{pem,key} and WORKDIR/ca.pem)

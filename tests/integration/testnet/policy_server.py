@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """HTTPS MTA-STS policy server of the test internet: one listener, a certificate
 chosen by SNI, and a behaviour per host (RFC 8461 section 3.3 fetch rules).
 
@@ -7,7 +8,7 @@ Usage:
   policy_server.py --workdir W [--port 8443]    serve; logs go to W/https/
 
 Every host is mta-sts.<D> for a domain D below. Requests are logged one per line to
-W/https/requests.log (time, SNI, Host, method, path, status) and TLS handshakes to
+W/https/requests.log (time, SNI, Host, method, path, status, User-Agent) and TLS handshakes to
 W/https/tls.log, so tests can count fetches. While W/https/down exists every
 request gets a 503 (used to prove that an answer came from the cache).
 """
@@ -45,7 +46,7 @@ def raw(*lines, eol=CRLF):
 
 # domain -> behaviour. Keys: body (bytes; default: a valid enforce policy with
 # "mx: mx1.D"), status, ctype, cert (certificate name in W/pki; default the host),
-# delay (seconds before answering), headers.
+# delay (seconds before answering), drip (seconds between body bytes), headers.
 HOSTS = {}
 
 
@@ -55,6 +56,7 @@ def host(domain, **kw):
     kw.setdefault("ctype", "text/plain")
     kw.setdefault("cert", f"mta-sts.{domain}")
     kw.setdefault("delay", 0)
+    kw.setdefault("drip", 0)
     kw.setdefault("headers", {})
     HOSTS[f"mta-sts.{domain}"] = kw
 
@@ -83,6 +85,9 @@ host("expiredcert.test", cert="expired")
 host("wrongtype.test", ctype="text/html")
 host("notfound.test", status=404)
 host("slow.test", delay=30)
+# Headers at once, then one body byte every half second (about 47 s in all):
+# only a timeout on the whole transfer stops this.
+host("drip.test", drip=0.5)
 host("oversized.test", body=policy(mx=["mx1.oversized.test"]) +
      b"".join(b"x-pad: " + b"a" * 92 + b"\r\n" for _ in range(700)))  # ~70 KB
 
@@ -91,8 +96,13 @@ host("badpolicy.test", body=policy(mode=None, mx=["mx1.badpolicy.test"]))
 host("badversion.test", body=policy(mx=["mx1.badversion.test"], version="STSv2"))
 host("badmode.test", body=policy("enforcing", ["mx1.badmode.test"]))
 host("nomx.test", body=policy(mx=[]))
+host("badmaxage.test", body=policy(mx=["mx1.badmaxage.test"], max_age="-1"))
+host("nulbyte.test", body=policy(mx=["mx1.nulbyte.test\x00.evil.test", "mx1.nulbyte.test"]))
+# 2000 exact mx names (about 46 KB of policy, 38 KB of match=): fits a socketmap
+# reply (100,000 bytes), not a tcp_table reply (4,096 bytes).
+host("manymx.test", body=policy(mx=[f"h{i:04d}.manymx.test" for i in range(2000)]))
 
-# Hostile mx: values. Only the valid patterns may reach an answer.
+# Hostile mx: values: each makes its policy invalid.
 host("ippattern.test", body=policy(mx=["192.0.2.1", "[127.0.0.1]", "mx1.ippattern.test"]))
 host("badwild.test", body=policy(mx=["*.*.x.test", "foo.*.test", "*", "*.", ".test",
                                      "mx1.badwild.test"]))
@@ -107,6 +117,14 @@ host("injection.test", body=policy(mx=[
     "mx1.injection.test",
 ]))
 host("allbad.test", body=policy(mx=["192.0.2.1", "*.*.allbad.test", "evil.test match=x"]))
+# Hostile text in unknown fields: the policy is valid; only the policy_string
+# attributes of the postfix-tlsrpt profile could carry it.
+host("tlsrptinject.test", body=policy(mx=["mx1.tlsrptinject.test"], extra=[
+    "x-inject: } match=evil.test {",
+    "x-brace: {",
+    "x-close: }",
+    "x-attr: servername=evil.test policy_type=evil",
+]))
 
 # TXT record edge cases (the policy itself is valid).
 for d in ("badtxt", "twotxt", "notxt", "splittxt", "extra-fields", "wstxt", "nospacetxt",
@@ -116,6 +134,9 @@ for d in ("badtxt", "twotxt", "notxt", "splittxt", "extra-fields", "wstxt", "nos
 # Child zones with other DNSSEC states.
 for d in ("sts-insecure", "sts-bogus", "sts-tampered"):
     host(f"{d}.test")
+
+# DANE and MTA-STS together: the policy is valid, DANE must win.
+host("dane-sts.test", body=policy(mx=["mx.dane-sts.test"]))
 
 # Delivery tests.
 for d in ("deliver-ok", "deliver-badcert", "deliver-nostarttls"):
@@ -187,13 +208,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         hostname = (self.headers.get("Host") or "").split(":")[0].lower()
         spec = HOSTS.get(hostname)
         if os.path.exists(os.path.join(srv.logdir, "down")):
-            status, body, ctype, headers, delay = 503, b"down\r\n", "text/plain", {}, 0
+            status, body, ctype, headers, delay, drip = 503, b"down\r\n", "text/plain", {}, 0, 0
         elif spec is None or self.path != WELL_KNOWN:
-            status, body, ctype, headers, delay = 404, b"not found\r\n", "text/plain", {}, 0
+            status, body, ctype, headers, delay, drip = 404, b"not found\r\n", "text/plain", {}, 0, 0
         else:
             status, body, ctype = spec["status"], spec["body"], spec["ctype"]
-            headers, delay = spec["headers"], spec["delay"]
-        srv.log("requests.log", sni, hostname or "-", "GET", self.path, status)
+            headers, delay, drip = spec["headers"], spec["delay"], spec["drip"]
+        agent = (self.headers.get("User-Agent") or "-").replace("\t", " ")[:80]
+        srv.log("requests.log", sni, hostname or "-", "GET", self.path, status, agent)
         if delay:
             time.sleep(delay)
         try:
@@ -204,7 +226,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if drip:
+                self.wfile.flush()
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
+            else:
+                self.wfile.write(body)
         except OSError:
             pass
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A private Postfix instance of the test internet, in WORKDIR/postfix/:
 # etc/ (main.cf, master.cf), queue/, data/ and the log file maillog. It listens
 # on 127.0.0.2:25 only (MX hosts on 127.0.0.1 would otherwise "loop back to

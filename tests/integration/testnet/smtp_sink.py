@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """SMTP sinks of the test internet: one process, one listener per sink on port 25 of
 its own loopback address, STARTTLS with the given certificate or none at all.
 

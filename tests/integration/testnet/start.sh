@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Build and start the test internet in WORKDIR: test PKI, signed DNS tree on nsd
 # (127.0.0.1:5353), a validating unbound (127.0.0.1:53), the MTA-STS policy
 # server (127.0.0.1:8443) and the SMTP sinks (port 25 of 127.0.0.10-13). Writes

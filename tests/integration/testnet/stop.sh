@@ -1,22 +1,30 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Stop the servers that start.sh started in WORKDIR (by their recorded pids).
 # Usage: stop.sh WORKDIR
 set -u
 W=${1:?usage: stop.sh WORKDIR}
 [ -d "$W" ] || exit 0
 
+# alive PID: running and not a zombie (orphans wait for whoever reaps them).
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # stop_pid NAME PIDFILE: TERM, up to 5 s of grace, then KILL.
 stop_pid() {
     local pid
     [ -s "$2" ] || return 0
     pid=$(cat "$2")
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         kill -TERM "$pid" 2>/dev/null
         for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
+            alive "$pid" || break
+            sleep 0.05
         done
-        kill -0 "$pid" 2>/dev/null && { echo "stop.sh: $1 ignored TERM" >&2; kill -KILL "$pid"; }
+        alive "$pid" && { echo "stop.sh: $1 ignored TERM" >&2; kill -KILL "$pid"; }
     fi
     rm -f "$2"
 }

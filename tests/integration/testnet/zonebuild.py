@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Build and sign the DNS tree of the test internet, fresh on every run.
 
 Usage: zonebuild.py WORKDIR ZONESDIR

@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# ctest fixture: the test internet and strictmx-policyd in a private network and
+# mount namespace that outlives this script.
+#
+#   fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI]
+#   fixture.sh cleanup WORKDIR
+#
+# setup starts a holder process in new namespaces ("unshare --net --mount",
+# pid in WORKDIR/netns.pid) and, inside them: loopback up, testnet/start.sh,
+# WORKDIR/resolv.conf bind-mounted onto /etc/resolv.conf, the private Postfix,
+# strictmx-policyd. Tests enter with nsrun.sh. Nothing binds or mounts anything
+# outside the namespaces, whether or not ctest itself runs in one.
+# Exit 77 (ctest SKIP_RETURN_CODE) when not root.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ACTION=${1:-}
+W=${2:?usage: fixture.sh setup|cleanup WORKDIR [POLICYD [CLI]]}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: the test internet needs root (namespaces, ports 25 and 53)"
+    exit 77
+fi
+
+cleanup() {
+    local holder ns pid
+    [ -s "$W/netns.pid" ] || return 0
+    holder=$(cat "$W/netns.pid")
+    if kill -0 "$holder" 2>/dev/null; then
+        nsenter -t "$holder" -n -m -- bash -c "
+            '$HERE/policyd.sh' '$W' stop
+            '$HERE/testnet/postfix.sh' '$W' stop >/dev/null 2>&1
+            '$HERE/testnet/stop.sh' '$W'"
+        # Whatever still runs in our private network namespace was started by us.
+        ns=$(readlink "/proc/$holder/ns/net")
+        for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+            [ "$pid" = "$holder" ] && continue
+            [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$ns" ] || continue
+            echo "fixture: stopping leftover process $pid ($(cat /proc/$pid/comm 2>/dev/null))"
+            kill -KILL "$pid" 2>/dev/null
+        done
+        kill -KILL "$holder" 2>/dev/null
+    fi
+    rm -f "$W/netns.pid"
+}
+
+show_logs() {
+    local f
+    for f in dns/nsd.log unbound/unbound.log https/server.log sinks/server.log \
+             postfix/maillog policyd.log; do
+        [ -s "$W/$f" ] || continue
+        echo "----- $W/$f (last lines)"
+        tail -n 15 "$W/$f"
+    done
+}
+
+case $ACTION in
+setup)
+    POLICYD=${3:?fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI]}
+    CLI=${4:-}
+    cleanup
+    rm -rf "$W"
+    mkdir -p "$W"
+    W=$(cd "$W" && pwd)
+    printf 'STRICTMX_POLICYD=%q\nSTRICTMX_CLI=%q\n' "$POLICYD" "$CLI" > "$W/fixture.env"
+    mkdir -p "$W/postmap"   # a main.cf for "postmap -c" (no running Postfix needed)
+    echo "compatibility_level = 3.6" > "$W/postmap/main.cf"
+    [ -x "$POLICYD" ] || { echo "fixture: $POLICYD is not executable"; exit 1; }
+
+    unshare --net --mount --propagation private -- sleep infinity </dev/null >/dev/null 2>&1 &
+    holder=$!
+    own=$(readlink /proc/self/ns/net)
+    for _ in $(seq 100); do
+        ns=$(readlink "/proc/$holder/ns/net" 2>/dev/null) || break
+        [ "$ns" != "$own" ] && break
+        sleep 0.05
+    done
+    if [ -z "${ns:-}" ] || [ "$ns" = "$own" ]; then
+        echo "fixture: could not create a network namespace (unshare --net --mount)"
+        kill "$holder" 2>/dev/null
+        exit 1
+    fi
+    echo "$holder" > "$W/netns.pid"
+    start=$SECONDS
+    if ! nsenter -t "$holder" -n -m -- bash -c "
+            set -e
+            ip link set lo up
+            '$HERE/testnet/start.sh' '$W'
+            mount --bind '$W/resolv.conf' /etc/resolv.conf
+            '$HERE/testnet/postfix.sh' '$W' start
+            '$HERE/policyd.sh' '$W' start"; then
+        echo "fixture: setup failed"
+        show_logs
+        cleanup
+        exit 1
+    fi
+    echo "fixture: test internet and strictmx-policyd up in $((SECONDS - start)) s ($W)"
+    ;;
+cleanup)
+    cleanup
+    ;;
+*)
+    echo "usage: fixture.sh setup|cleanup WORKDIR [POLICYD [CLI]]" >&2
+    exit 2
+    ;;
+esac
