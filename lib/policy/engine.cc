@@ -46,6 +46,7 @@ struct Engine::Job {
     std::vector<dane::HostAnswers> hosts;
     std::string txt_id;
     std::optional<Decision> sts;  // the MTA-STS outcome, once known
+    Entry e;                      // working copy, written back when the job ends
     Trace* trace = nullptr;
     void note(std::string s) {
         if (trace) trace->push_back(std::move(s));
@@ -88,7 +89,78 @@ std::optional<dane::Kind> dane_kind_of(int code) {
     }
     return std::nullopt;
 }
+std::uint32_t t32(UnixTime t) { return static_cast<std::uint32_t>(std::clamp<UnixTime>(t, 0, 0xffffffffLL)); }
 }  // namespace
+
+Engine::Packed Engine::pack(const Entry& e) {
+    Packed p;
+    auto add = [&](const std::string& s, bool last = false) {
+        p.blob += s;
+        if (!last) p.blob += '\0';
+    };
+    add(e.policy ? e.policy->text() : std::string());
+    add(e.txt_id);
+    add(join(e.mx_hosts, ' '));
+    add(e.negative_why);
+    add(e.last_error);
+    add(e.mx_error);
+    add(e.dane.why, true);
+    p.blob.shrink_to_fit();
+    p.fetched_at = t32(e.fetched_at);
+    p.expires_at = t32(e.expires_at);
+    p.negative_until = t32(e.negative_until);
+    p.next_refresh = t32(e.next_refresh);
+    p.mx_expires = t32(e.mx_expires);
+    p.dane_expires = t32(e.dane.expires);
+    p.dane_refresh = t32(e.dane.refresh_at);
+    p.last_used = t32(e.last_used);
+    p.failures = static_cast<std::uint16_t>(std::clamp(e.failures, 0, 0xffff));
+    p.dane_kind = static_cast<std::int8_t>(dane_code(e.dane));
+    p.fail_class = static_cast<std::uint8_t>(e.dane.fail_class);
+    p.flags = static_cast<std::uint8_t>((e.mx_known ? 1 : 0) | (e.was_dane ? 2 : 0));
+    return p;
+}
+
+Entry Engine::unpack(const Packed& p) {
+    Entry e;
+    auto fields = split(p.blob, '\0');
+    fields.resize(7);
+    if (!fields[0].empty()) {
+        if (auto pol = sts::parse_policy(fields[0])) e.policy = std::make_shared<const sts::Policy>(std::move(*pol));
+    }
+    e.txt_id = std::string(fields[1]);
+    for (auto h : split(fields[2], ' '))
+        if (!h.empty()) e.mx_hosts.emplace_back(h);
+    e.negative_why = std::string(fields[3]);
+    e.last_error = std::string(fields[4]);
+    e.mx_error = std::string(fields[5]);
+    e.dane.why = std::string(fields[6]);
+    e.fetched_at = p.fetched_at;
+    e.expires_at = p.expires_at;
+    e.negative_until = p.negative_until;
+    e.next_refresh = p.next_refresh;
+    e.mx_expires = p.mx_expires;
+    e.dane.expires = p.dane_expires;
+    e.dane.refresh_at = p.dane_refresh;
+    e.last_used = p.last_used;
+    e.failures = p.failures;
+    if (auto k = dane_kind_of(p.dane_kind)) {
+        e.dane.known = true;
+        e.dane.kind = *k;
+    }
+    e.dane.fail_class = p.fail_class;
+    e.mx_known = (p.flags & 1) != 0;
+    e.was_dane = (p.flags & 2) != 0;
+    return e;
+}
+
+std::optional<Entry> Engine::get(const std::string& domain) const {
+    auto it = entries_.find(domain);
+    if (it == entries_.end()) return std::nullopt;
+    return unpack(it->second);
+}
+
+void Engine::put(const std::string& domain, const Entry& e) { entries_[domain] = pack(e); }
 
 Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store, const Clock& clock,
                EngineOptions opts)
@@ -99,51 +171,55 @@ std::size_t Engine::load() {
     if (!store_) return 0;
     UnixTime now = clock_.now();
     std::size_t n = 0;
-    for (auto& row : store_->load_all()) {
-        Entry e;
-        e.last_used = now;
-        if (row.has_policy && row.expires_at > now) {
-            if (auto p = sts::parse_policy(row.policy)) {
-                e.policy = std::make_shared<const sts::Policy>(std::move(*p));
-                e.txt_id = row.txt_id;
-                e.fetched_at = row.fetched_at;
-                e.expires_at = row.expires_at;
-            }
-        } else if (!row.has_policy && row.expires_at > now) {
-            e.negative_until = row.expires_at;
-            e.negative_why = row.last_error;
-        }
-        if (auto k = dane_kind_of(row.dane_kind); k && row.dane_expires > now) {
-            e.dane.known = true;
-            e.dane.kind = *k;
-            e.dane.expires = row.dane_expires;
-            e.dane.refresh_at = row.dane_refresh;
-            e.dane.why = row.dane_why;
-            e.dane.fail_class = row.dane_fail_class;
-        }
-        if (!e.policy && e.negative_until == 0 && !e.dane.known) {
-            store_->erase(row.domain);
+    std::vector<std::string> dead;
+    auto rows = store_->load_all();
+    entries_.reserve(rows.size());
+    for (auto& row : rows) {
+        bool policy_alive = row.has_policy && row.expires_at > now;
+        bool negative_alive = !row.has_policy && row.expires_at > now;
+        bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
+        if (!policy_alive && !negative_alive && !dane_alive) {
+            dead.push_back(row.domain);
             continue;
         }
-        e.next_refresh = row.next_refresh;
-        e.failures = row.failures;
-        e.last_error = row.last_error;
-        if (row.mx_expires != 0) {
-            e.mx_known = true;
-            e.mx_expires = row.mx_expires;
-            for (auto h : split(row.mx_hosts, ' '))
-                if (!h.empty()) e.mx_hosts.emplace_back(h);
-        }
-        entries_.emplace(row.domain, std::move(e));
+        // The stored text was written by us in canonical form: it is parsed when used.
+        Packed p;
+        auto add = [&](const std::string& f, bool last = false) {
+            p.blob += f;
+            if (!last) p.blob += '\0';
+        };
+        add(policy_alive ? row.policy : std::string());
+        add(row.txt_id);
+        add(row.mx_hosts);
+        add(negative_alive ? row.last_error : std::string());
+        add(row.last_error);
+        add(std::string());
+        add(row.dane_why, true);
+        p.blob.shrink_to_fit();
+        p.fetched_at = t32(row.fetched_at);
+        p.expires_at = t32(policy_alive ? row.expires_at : 0);
+        p.negative_until = t32(negative_alive ? row.expires_at : 0);
+        p.next_refresh = t32(row.next_refresh);
+        p.mx_expires = t32(row.mx_expires);
+        p.dane_expires = t32(dane_alive ? row.dane_expires : 0);
+        p.dane_refresh = t32(row.dane_refresh);
+        p.last_used = t32(now);
+        p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
+        p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
+        p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
+        p.flags = static_cast<std::uint8_t>((row.mx_expires != 0 ? 1 : 0) | ((row.dane_fail_class & 4) ? 2 : 0));
+        entries_.emplace(std::move(row.domain), std::move(p));
         ++n;
+    }
+    if (!dead.empty()) {
+        store_->begin();
+        for (const auto& d : dead) store_->erase(d);
+        store_->commit();
     }
     return n;
 }
 
-const Entry* Engine::find(const std::string& domain) const {
-    auto it = entries_.find(domain);
-    return it == entries_.end() ? nullptr : &it->second;
-}
+std::optional<Entry> Engine::find(const std::string& domain) const { return get(domain); }
 
 Decision Engine::failure_decision(const std::string& domain, int fail_class, const std::string& why,
                                   bool never_relax) const {
@@ -232,8 +308,8 @@ void Engine::lookup(const std::string& domain, Callback cb) {
     }
     UnixTime now = clock_.now();
     if (auto it = entries_.find(domain); it != entries_.end()) {
-        Entry& e = it->second;
-        e.last_used = now;
+        it->second.last_used = t32(now);
+        Entry e = unpack(it->second);
         if (auto d = from_cache(domain, e)) {
             bool due = (e.policy && e.next_refresh <= now) || e.dane.refresh_at <= now;
             if (due && !jobs_.contains(domain) && static_cast<int>(jobs_.size()) < opts_.max_refreshes)
@@ -264,8 +340,9 @@ void Engine::start(const std::string& domain, Trace* trace) {
     job->domain = domain;
     job->trace = trace;
     job->pending = 2;
+    job->e = get(domain).value_or(Entry{});
+    job->e.last_used = std::max(job->e.last_used, clock_.now());
     jobs_[domain] = job;
-    entries_[domain].last_used = std::max(entries_[domain].last_used, clock_.now());
     resolver_.resolve("_mta-sts." + domain, dns::rrtype::TXT, [this, job](dns::Answer a) {
         job->txt = std::move(a);
         on_txt(job);
@@ -281,7 +358,7 @@ void Engine::start(const std::string& domain, Trace* trace) {
 void Engine::on_mx(const std::shared_ptr<Job>& job) {
     UnixTime now = clock_.now();
     const std::string& domain = job->domain;
-    Entry& e = entries_[domain];
+    Entry& e = job->e;
     const dns::Answer& mx = job->mx;
     if (mx.failed()) {
         e.mx_error = sanitize(mx.why, 120);
@@ -337,7 +414,7 @@ void Engine::set_sts(const std::shared_ptr<Job>& job, Decision d) { job->sts = s
 void Engine::on_txt(const std::shared_ptr<Job>& job) {
     UnixTime now = clock_.now();
     const std::string& domain = job->domain;
-    Entry& e = entries_[domain];
+    Entry& e = job->e;
     const dns::Answer& txt = job->txt;
     bool cached_valid = e.policy && e.expires_at > now;
     if (txt.failed()) {
@@ -407,7 +484,7 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
 void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) {
     UnixTime now = clock_.now();
     const std::string& domain = job->domain;
-    Entry& e = entries_[domain];
+    Entry& e = job->e;
     std::string failure;
     if (r.status == sts::FetchResult::Status::Ok) {
         auto p = sts::parse_policy(r.body);
@@ -461,7 +538,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     if (--job->pending > 0) return;
     UnixTime now = clock_.now();
     const std::string& domain = job->domain;
-    Entry& e = entries_[domain];
+    Entry& e = job->e;
 
     dane::Outcome o = dane::evaluate(domain, job->mx, job->hosts);
     for (auto& n : o.notes) job->note(std::move(n));
@@ -474,6 +551,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
         log::warn("DANE refresh failed, keeping the cached result", {{"domain", domain}, {"error", o.why}});
         Decision d = *from_cache(domain, e);
         d.why += " (refresh failed: " + o.why + ")";
+        put(domain, e);
         persist(domain, e);
         finish(job, std::move(d));
         return;
@@ -514,6 +592,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
             if (d.kind == Decision::Kind::NotFound) d.why = o.why + "; " + d.why;
             break;
     }
+    put(domain, e);
     persist(domain, e);
     finish(job, std::move(d));
 }
@@ -577,34 +656,36 @@ void Engine::persist(const std::string& domain, const Entry& e) {
     row.dane_expires = e.dane.expires;
     row.dane_refresh = e.dane.refresh_at;
     row.dane_why = e.dane.why;
-    row.dane_fail_class = e.dane.fail_class;
+    row.dane_fail_class = (e.dane.fail_class & 3) | (e.was_dane ? 4 : 0);
     store_->put(row);
 }
 
 void Engine::tick() {
     UnixTime now = clock_.now();
+    std::uint32_t n32 = t32(now);
     std::vector<std::string> due;
     std::vector<std::string> drop;
-    for (const auto& [domain, e] : entries_) {
-        if (jobs_.contains(domain)) continue;
-        bool sts_alive = (e.policy && e.expires_at > now) || e.negative_until > now;
-        bool dane_alive = e.dane.known && e.dane.expires > now;
-        bool recently_used = now - e.last_used < opts_.idle_ttl;
-        if (e.policy && e.expires_at > now && e.next_refresh <= now) {
+    for (const auto& [domain, p] : entries_) {
+        bool policy_alive = p.expires_at > n32 && p.blob.front() != '\0';
+        bool sts_alive = policy_alive || p.negative_until > n32;
+        bool dane_alive = p.dane_kind >= 0 && p.dane_expires > n32;
+        bool recently_used = now - static_cast<UnixTime>(p.last_used) < opts_.idle_ttl;
+        if (policy_alive && p.next_refresh <= n32) {
             due.push_back(domain);  // cached policies are kept current whether used or not
-        } else if (recently_used && dane_alive && e.dane.refresh_at <= now) {
+        } else if (recently_used && dane_alive && p.dane_refresh <= n32) {
             due.push_back(domain);
         } else if (!sts_alive && !dane_alive) {
             drop.push_back(domain);
         }
     }
     for (const auto& d : drop) {
+        if (jobs_.contains(d)) continue;
         if (store_) store_->erase(d);
         entries_.erase(d);
     }
     for (const auto& d : due) {
         if (static_cast<int>(jobs_.size()) >= opts_.max_refreshes) break;
-        start(d, nullptr);
+        if (!jobs_.contains(d)) start(d, nullptr);
     }
 }
 

@@ -4,7 +4,9 @@
 // one resolution among concurrent lookups of a domain.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <random>
@@ -92,7 +94,7 @@ public:
     // a second.
     void tick();
 
-    const Entry* find(const std::string& domain) const;
+    std::optional<Entry> find(const std::string& domain) const;
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
 
@@ -120,7 +122,22 @@ private:
     store::Store* store_;
     const Clock& clock_;
     EngineOptions opts_;
-    std::unordered_map<std::string, Entry> entries_;
+    // Entries are kept packed (one heap block of text, 32-bit times): a million cached
+    // domains fit in a few hundred megabytes. A lookup unpacks one.
+    struct Packed {
+        std::string blob;  // policy text, txt id, MX hosts, reasons: '\0'-separated
+        std::uint32_t fetched_at = 0, expires_at = 0, negative_until = 0, next_refresh = 0;
+        std::uint32_t mx_expires = 0, dane_expires = 0, dane_refresh = 0, last_used = 0;
+        std::uint16_t failures = 0;
+        std::int8_t dane_kind = -1;  // -1 unknown, else dane::Kind
+        std::uint8_t fail_class = 0;
+        std::uint8_t flags = 0;      // 1 mx_known, 2 was_dane
+    };
+    static Packed pack(const Entry& e);
+    static Entry unpack(const Packed& p);
+    std::optional<Entry> get(const std::string& domain) const;
+    void put(const std::string& domain, const Entry& e);
+    std::unordered_map<std::string, Packed> entries_;
     std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
     std::mt19937 rng_;
 };

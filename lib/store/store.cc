@@ -242,6 +242,9 @@ bool Store::put(const StsRow& r) {
     return true;
 }
 
+bool Store::begin() { return exec(db_.get(), "BEGIN"); }
+bool Store::commit() { return exec(db_.get(), "COMMIT"); }
+
 bool Store::erase(const std::string& domain) {
     sqlite3_stmt* st = erase_stmt_.get();
     sqlite3_reset(st);

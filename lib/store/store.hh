@@ -31,7 +31,8 @@ struct StsRow {
     UnixTime dane_expires = 0; // end of the DANE result (DNS TTL, clamped)
     UnixTime dane_refresh = 0; // when to resolve again before it expires
     std::string dane_why;      // the reason, in words
-    int dane_fail_class = 0;   // failed: 0 servfail, 1 timeout, 2 bogus
+    int dane_fail_class = 0;   // bits 0-1: failure class (0 servfail, 1 timeout, 2 bogus);
+                               // bit 2: the domain had DANE (failures never relaxed)
 };
 
 class Store {
@@ -50,6 +51,9 @@ public:
     // the in-memory cache keeps serving.
     bool put(const StsRow& row);
     bool erase(const std::string& domain);
+    // Group many writes into one transaction (bulk loads, benchmarks).
+    bool begin();
+    bool commit();
     bool persistent() const { return persistent_; }
     const std::string& path() const { return path_; }
 

@@ -5,7 +5,6 @@
 #include <ctime>
 #include <string>
 
-#include "sqlite3.h"
 #include "store/store.hh"
 
 int main(int argc, char** argv) {
@@ -19,9 +18,7 @@ int main(int argc, char** argv) {
     auto now = static_cast<strictmx::UnixTime>(std::time(nullptr));
     auto store = strictmx::store::Store::open(path, now);
     if (!store || !store->persistent()) return 1;
-    sqlite3* db = nullptr;
-    sqlite3_open(path.c_str(), &db);
-    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    store->begin();
     char name[512];
     for (long i = 0; i < n; ++i) {
         std::snprintf(name, sizeof name, pattern.c_str(), static_cast<int>(i));
@@ -42,8 +39,7 @@ int main(int argc, char** argv) {
         store->put(r);
         if (i % 100000 == 99999) std::fprintf(stderr, "%ld\n", i + 1);
     }
-    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
+    store->commit();
     std::printf("%ld domains written to %s\n", n, path.c_str());
     return 0;
 }

@@ -32,10 +32,10 @@ cleanup() {
             '$HERE/testnet/postfix.sh' '$W' stop >/dev/null 2>&1
             '$HERE/testnet/stop.sh' '$W'"
         # Whatever still runs in our private network namespace was started by us.
-        ns=$(readlink "/proc/$holder/ns/net")
-        for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+        ns=$(readlink "/proc/$holder/ns/net" | sed 's/[][]/\\&/g')  # a find -lname pattern
+        for pid in $(find /proc/[0-9]*/ns/net -maxdepth 0 -lname "$ns" 2>/dev/null |
+                     cut -d/ -f3); do
             [ "$pid" = "$holder" ] && continue
-            [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$ns" ] || continue
             echo "fixture: stopping leftover process $pid ($(cat /proc/$pid/comm 2>/dev/null))"
             kill -KILL "$pid" 2>/dev/null
         done
