@@ -12,6 +12,8 @@
 // record or whose policy cannot be fetched, with nothing cached, has no MTA-STS (section 5).
 #include "policy/engine.hh"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "sts/txt.hh"
@@ -72,24 +74,34 @@ int fail_class_of(const dns::Answer& a) {
 int dane_code(const DaneState& d) {
     if (!d.known) return -1;
     switch (d.kind) {
-        case dane::Kind::None: return 0;
-        case dane::Kind::Dane: return 1;
-        case dane::Kind::DaneOnly: return 2;
-        case dane::Kind::Fail: return 3;
+        case dane::Kind::None:
+            return 0;
+        case dane::Kind::Dane:
+            return 1;
+        case dane::Kind::DaneOnly:
+            return 2;
+        case dane::Kind::Fail:
+            return 3;
     }
     return -1;
 }
 
 std::optional<dane::Kind> dane_kind_of(int code) {
     switch (code) {
-        case 0: return dane::Kind::None;
-        case 1: return dane::Kind::Dane;
-        case 2: return dane::Kind::DaneOnly;
-        case 3: return dane::Kind::Fail;
+        case 0:
+            return dane::Kind::None;
+        case 1:
+            return dane::Kind::Dane;
+        case 2:
+            return dane::Kind::DaneOnly;
+        case 3:
+            return dane::Kind::Fail;
     }
     return std::nullopt;
 }
-std::uint32_t t32(UnixTime t) { return static_cast<std::uint32_t>(std::clamp<UnixTime>(t, 0, 0xffffffffLL)); }
+std::uint32_t t32(UnixTime t) {
+    return static_cast<std::uint32_t>(std::clamp<UnixTime>(t, 0, 0xffffffffLL));
+}
 }  // namespace
 
 Engine::Packed Engine::pack(const Entry& e) {
@@ -104,7 +116,8 @@ Engine::Packed Engine::pack(const Entry& e) {
     add(e.negative_why);
     add(e.last_error);
     add(e.mx_error);
-    add(e.dane.why, true);
+    // "DANE does not apply" reasons are regenerated; only DANE and failures keep theirs.
+    add(e.dane.kind == dane::Kind::None ? std::string() : e.dane.why, true);
     p.blob.shrink_to_fit();
     p.fetched_at = t32(e.fetched_at);
     p.expires_at = t32(e.expires_at);
@@ -126,7 +139,8 @@ Entry Engine::unpack(const Packed& p) {
     auto fields = split(p.blob, '\0');
     fields.resize(7);
     if (!fields[0].empty()) {
-        if (auto pol = sts::parse_policy(fields[0])) e.policy = std::make_shared<const sts::Policy>(std::move(*pol));
+        if (auto pol = sts::parse_policy(fields[0]))
+            e.policy = std::make_shared<const sts::Policy>(std::move(*pol));
     }
     e.txt_id = std::string(fields[1]);
     for (auto h : split(fields[2], ' '))
@@ -134,7 +148,7 @@ Entry Engine::unpack(const Packed& p) {
     e.negative_why = std::string(fields[3]);
     e.last_error = std::string(fields[4]);
     e.mx_error = std::string(fields[5]);
-    e.dane.why = std::string(fields[6]);
+    e.dane.why = fields[6].empty() ? std::string("DANE does not apply") : std::string(fields[6]);
     e.fetched_at = p.fetched_at;
     e.expires_at = p.expires_at;
     e.negative_until = p.negative_until;
@@ -160,11 +174,17 @@ std::optional<Entry> Engine::get(const std::string& domain) const {
     return unpack(it->second);
 }
 
-void Engine::put(const std::string& domain, const Entry& e) { entries_[domain] = pack(e); }
+void Engine::put(const std::string& domain, const Entry& e) {
+    entries_[domain] = pack(e);
+}
 
-Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store, const Clock& clock,
-               EngineOptions opts)
-    : resolver_(resolver), fetcher_(fetcher), store_(store), clock_(clock), opts_(std::move(opts)),
+Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store,
+               const Clock& clock, EngineOptions opts)
+    : resolver_(resolver),
+      fetcher_(fetcher),
+      store_(store),
+      clock_(clock),
+      opts_(std::move(opts)),
       rng_(std::random_device{}()) {}
 
 std::size_t Engine::load() {
@@ -172,15 +192,13 @@ std::size_t Engine::load() {
     UnixTime now = clock_.now();
     std::size_t n = 0;
     std::vector<std::string> dead;
-    auto rows = store_->load_all();
-    entries_.reserve(rows.size());
-    for (auto& row : rows) {
+    store_->for_each([&](store::StsRow&& row) {
         bool policy_alive = row.has_policy && row.expires_at > now;
         bool negative_alive = !row.has_policy && row.expires_at > now;
         bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
         if (!policy_alive && !negative_alive && !dane_alive) {
             dead.push_back(row.domain);
-            continue;
+            return;
         }
         // The stored text was written by us in canonical form: it is parsed when used.
         Packed p;
@@ -194,7 +212,7 @@ std::size_t Engine::load() {
         add(negative_alive ? row.last_error : std::string());
         add(row.last_error);
         add(std::string());
-        add(row.dane_why, true);
+        add(row.dane_kind == 0 ? std::string() : row.dane_why, true);
         p.blob.shrink_to_fit();
         p.fetched_at = t32(row.fetched_at);
         p.expires_at = t32(policy_alive ? row.expires_at : 0);
@@ -207,10 +225,12 @@ std::size_t Engine::load() {
         p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
         p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
         p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
-        p.flags = static_cast<std::uint8_t>((row.mx_expires != 0 ? 1 : 0) | ((row.dane_fail_class & 4) ? 2 : 0));
+        p.flags = static_cast<std::uint8_t>((row.mx_expires != 0 ? 1 : 0) |
+                                            ((row.dane_fail_class & 4) ? 2 : 0));
         entries_.emplace(std::move(row.domain), std::move(p));
         ++n;
-    }
+    });
+    malloc_trim(0);  // give back what reading the rows used
     if (!dead.empty()) {
         store_->begin();
         for (const auto& d : dead) store_->erase(d);
@@ -219,7 +239,9 @@ std::size_t Engine::load() {
     return n;
 }
 
-std::optional<Entry> Engine::find(const std::string& domain) const { return get(domain); }
+std::optional<Entry> Engine::find(const std::string& domain) const {
+    return get(domain);
+}
 
 Decision Engine::failure_decision(const std::string& domain, int fail_class, const std::string& why,
                                   bool never_relax) const {
@@ -256,8 +278,8 @@ std::optional<Decision> Engine::sts_from_cache(const std::string& domain, const 
         d.mx_hosts = e.mx_hosts;
         d.mx_known = e.mx_known;
         d.mx_error = e.mx_error;
-        d.why = std::string("MTA-STS policy mode ") + sts::mode_name(e.policy->mode) + " id " + e.txt_id +
-                ", valid for " + std::to_string(e.expires_at - now) + " s";
+        d.why = std::string("MTA-STS policy mode ") + sts::mode_name(e.policy->mode) + " id " +
+                e.txt_id + ", valid for " + std::to_string(e.expires_at - now) + " s";
         if (!e.last_error.empty()) d.why += " (last refresh failed: " + e.last_error + ")";
         return d;
     }
@@ -288,7 +310,8 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
             d.why = e.dane.why;
             return d;
         }
-        case dane::Kind::None: break;
+        case dane::Kind::None:
+            break;
     }
     auto d = sts_from_cache(domain, e);
     if (d && d->kind == Decision::Kind::NotFound) d->why = e.dane.why + "; " + d->why;
@@ -312,7 +335,8 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         Entry e = unpack(it->second);
         if (auto d = from_cache(domain, e)) {
             bool due = (e.policy && e.next_refresh <= now) || e.dane.refresh_at <= now;
-            if (due && !jobs_.contains(domain) && static_cast<int>(jobs_.size()) < opts_.max_refreshes)
+            if (due && !jobs_.contains(domain) &&
+                static_cast<int>(jobs_.size()) < opts_.max_refreshes)
                 start(domain, nullptr);
             cb(*d);
             return;
@@ -362,14 +386,16 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
     const dns::Answer& mx = job->mx;
     if (mx.failed()) {
         e.mx_error = sanitize(mx.why, 120);
-        job->note("MX " + domain + ": lookup failed: " + e.mx_error + " [" + dns::security_name(mx.security) + "]");
+        job->note("MX " + domain + ": lookup failed: " + e.mx_error + " [" +
+                  dns::security_name(mx.security) + "]");
         return;
     }
     // RFC 5321 5.1: no MX means the domain itself; RFC 7505: a null MX means no mail.
     std::vector<std::pair<std::uint16_t, std::string>> hosts;
     if (mx.status == dns::Answer::Status::Ok) {
         for (const auto& rd : mx.rdata) {
-            if (auto m = dns::parse_mx(rd); m && !m->host.empty()) hosts.emplace_back(m->preference, m->host);
+            if (auto m = dns::parse_mx(rd); m && !m->host.empty())
+                hosts.emplace_back(m->preference, m->host);
         }
     } else if (mx.status == dns::Answer::Status::NoData) {
         hosts.emplace_back(0, domain);
@@ -378,13 +404,15 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     e.mx_hosts.clear();
     for (auto& [pref, h] : hosts) {
-        if (std::find(e.mx_hosts.begin(), e.mx_hosts.end(), h) == e.mx_hosts.end()) e.mx_hosts.push_back(h);
+        if (std::find(e.mx_hosts.begin(), e.mx_hosts.end(), h) == e.mx_hosts.end())
+            e.mx_hosts.push_back(h);
     }
     e.mx_known = true;
     e.mx_error.clear();
     e.mx_expires = now + std::clamp<std::int64_t>(mx.ttl, opts_.dns_min_ttl, opts_.dns_max_ttl);
     job->note("MX " + domain + ": " +
-              (mx.status == dns::Answer::Status::NoData ? std::string("none, implicit MX ") : std::string()) +
+              (mx.status == dns::Answer::Status::NoData ? std::string("none, implicit MX ")
+                                                        : std::string()) +
               (e.mx_hosts.empty() ? std::string("(no host)") : join(e.mx_hosts, ' ')) + " [" +
               dns::security_name(mx.security) + "]");
     if (mx.security != dns::Security::Secure) return;  // no DANE: no host queries
@@ -409,7 +437,9 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
     }
 }
 
-void Engine::set_sts(const std::shared_ptr<Job>& job, Decision d) { job->sts = std::move(d); }
+void Engine::set_sts(const std::shared_ptr<Job>& job, Decision d) {
+    job->sts = std::move(d);
+}
 
 void Engine::on_txt(const std::shared_ptr<Job>& job) {
     UnixTime now = clock_.now();
@@ -419,13 +449,15 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
     bool cached_valid = e.policy && e.expires_at > now;
     if (txt.failed()) {
         std::string why = sanitize(txt.why, 120);
-        job->note("TXT _mta-sts." + domain + ": lookup failed: " + why + " [" + dns::security_name(txt.security) + "]");
+        job->note("TXT _mta-sts." + domain + ": lookup failed: " + why + " [" +
+                  dns::security_name(txt.security) + "]");
         if (cached_valid) {
             schedule_failure(e, "TXT lookup failed: " + why);
             set_sts(job, *sts_from_cache(domain, e));
             return;
         }
-        set_sts(job, failure_decision(domain, fail_class_of(txt), "DNS lookup of _mta-sts." + domain + " TXT failed: " + why));
+        set_sts(job, failure_decision(domain, fail_class_of(txt),
+                                      "DNS lookup of _mta-sts." + domain + " TXT failed: " + why));
         return;
     }
     std::vector<std::string> records;
@@ -435,10 +467,13 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
         }
     }
     for (const auto& r : records)
-        job->note("TXT _mta-sts." + domain + ": \"" + sanitize(r, 200) + "\" [" + dns::security_name(txt.security) + "]");
+        job->note("TXT _mta-sts." + domain + ": \"" + sanitize(r, 200) + "\" [" +
+                  dns::security_name(txt.security) + "]");
     auto sel = sts::select_txt(records);
     if (!sel) {
-        std::string why = txt.status == dns::Answer::Status::Ok ? sel.error().reason : std::string("no _mta-sts TXT record");
+        std::string why = txt.status == dns::Answer::Status::Ok
+                              ? sel.error().reason
+                              : std::string("no _mta-sts TXT record");
         job->note("TXT: " + why);
         if (cached_valid) {
             // Section 5: the policy stays in force until it expires, TXT or not.
@@ -462,7 +497,8 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
         return;
     }
     job->txt_id = sel->id;
-    bool fresh_enough = cached_valid && e.txt_id == sel->id && (e.expires_at - now) * 2 > e.policy->max_age;
+    bool fresh_enough =
+        cached_valid && e.txt_id == sel->id && (e.expires_at - now) * 2 > e.policy->max_age;
     if (fresh_enough) {
         job->note("TXT id " + sel->id + " unchanged; cached policy is current");
         e.last_error.clear();
@@ -472,7 +508,8 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
         return;
     }
     job->note("fetching " + sts::policy_url(domain) +
-              (cached_valid ? (e.txt_id == sel->id ? " (refresh before expiry)" : " (TXT id changed from " + e.txt_id + ")")
+              (cached_valid ? (e.txt_id == sel->id ? " (refresh before expiry)"
+                                                   : " (TXT id changed from " + e.txt_id + ")")
                             : ""));
     ++job->pending;
     fetcher_.fetch(domain, [this, job](sts::FetchResult r) {
@@ -505,8 +542,8 @@ void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) 
             d.domain = domain;
             d.policy = e.policy;
             d.source = "fetch";
-            d.why = std::string("MTA-STS policy mode ") + sts::mode_name(e.policy->mode) + " id " + e.txt_id +
-                    " fetched, valid for " + std::to_string(e.policy->max_age) + " s";
+            d.why = std::string("MTA-STS policy mode ") + sts::mode_name(e.policy->mode) + " id " +
+                    e.txt_id + " fetched, valid for " + std::to_string(e.policy->max_age) + " s";
             set_sts(job, d);
             return;
         }
@@ -543,12 +580,14 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     dane::Outcome o = dane::evaluate(domain, job->mx, job->hosts);
     for (auto& n : o.notes) job->note(std::move(n));
     job->note("DANE: " + std::string(dane::kind_name(o.kind)) + ": " + o.why);
-    bool had_dane = e.dane.known && (e.dane.kind == dane::Kind::Dane || e.dane.kind == dane::Kind::DaneOnly);
+    bool had_dane =
+        e.dane.known && (e.dane.kind == dane::Kind::Dane || e.dane.kind == dane::Kind::DaneOnly);
     if (had_dane) e.was_dane = true;
     if (o.kind == dane::Kind::Fail && had_dane && e.dane.expires > now) {
         // A failed refresh never removes an unexpired DANE result; try again soon.
         e.dane.refresh_at = now + opts_.failure_ttl;
-        log::warn("DANE refresh failed, keeping the cached result", {{"domain", domain}, {"error", o.why}});
+        log::warn("DANE refresh failed, keeping the cached result",
+                  {{"domain", domain}, {"error", o.why}});
         Decision d = *from_cache(domain, e);
         d.why += " (refresh failed: " + o.why + ")";
         put(domain, e);
@@ -583,7 +622,8 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
             d.why = o.why;
             break;
         case dane::Kind::None:
-            d = job->sts ? *job->sts : failure_decision(domain, 0, "internal error: no MTA-STS outcome");
+            d = job->sts ? *job->sts
+                         : failure_decision(domain, 0, "internal error: no MTA-STS outcome");
             if (d.kind == Decision::Kind::Sts) {
                 d.mx_hosts = e.mx_hosts;
                 d.mx_known = e.mx_known;
@@ -665,17 +705,28 @@ void Engine::tick() {
     std::uint32_t n32 = t32(now);
     std::vector<std::string> due;
     std::vector<std::string> drop;
-    for (const auto& [domain, p] : entries_) {
-        bool policy_alive = p.expires_at > n32 && p.blob.front() != '\0';
-        bool sts_alive = policy_alive || p.negative_until > n32;
-        bool dane_alive = p.dane_kind >= 0 && p.dane_expires > n32;
-        bool recently_used = now - static_cast<UnixTime>(p.last_used) < opts_.idle_ttl;
-        if (policy_alive && p.next_refresh <= n32) {
-            due.push_back(domain);  // cached policies are kept current whether used or not
-        } else if (recently_used && dane_alive && p.dane_refresh <= n32) {
-            due.push_back(domain);
-        } else if (!sts_alive && !dane_alive) {
-            drop.push_back(domain);
+    // A bounded slice per tick, bucket by bucket: a large cache is swept over several ticks
+    // instead of stalling the loop (a million entries: one sweep per ~50 ticks).
+    constexpr std::size_t kBudget = 20'000;
+    std::size_t buckets = entries_.bucket_count();
+    std::size_t visited = 0;
+    for (std::size_t n = 0; n < buckets && visited < kBudget; ++n, ++scan_cursor_) {
+        std::size_t b = scan_cursor_ % buckets;
+        for (auto it = entries_.begin(b); it != entries_.end(b); ++it) {
+            ++visited;
+            const std::string& domain = it->first;
+            const Packed& p = it->second;
+            bool policy_alive = p.expires_at > n32 && p.blob.front() != '\0';
+            bool sts_alive = policy_alive || p.negative_until > n32;
+            bool dane_alive = p.dane_kind >= 0 && p.dane_expires > n32;
+            bool recently_used = now - static_cast<UnixTime>(p.last_used) < opts_.idle_ttl;
+            if (policy_alive && p.next_refresh <= n32) {
+                due.push_back(domain);  // cached policies are kept current whether used or not
+            } else if (recently_used && dane_alive && p.dane_refresh <= n32) {
+                due.push_back(domain);
+            } else if (!sts_alive && !dane_alive) {
+                drop.push_back(domain);
+            }
         }
     }
     for (const auto& d : drop) {

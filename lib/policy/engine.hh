@@ -138,6 +138,7 @@ private:
     std::optional<Entry> get(const std::string& domain) const;
     void put(const std::string& domain, const Entry& e);
     std::unordered_map<std::string, Packed> entries_;
+    std::size_t scan_cursor_ = 0;  // tick(): next bucket to look at
     std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
     std::mt19937 rng_;
 };

@@ -187,6 +187,11 @@ StsRow read_row(sqlite3_stmt* st) {
 
 std::vector<StsRow> Store::load_all() {
     std::vector<StsRow> rows;
+    for_each([&](StsRow&& r) { rows.push_back(std::move(r)); });
+    return rows;
+}
+
+void Store::for_each(const std::function<void(StsRow&&)>& fn) {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_.get(),
                            "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
@@ -194,13 +199,12 @@ std::vector<StsRow> Store::load_all() {
                            " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains",
                            -1, &st, nullptr) != SQLITE_OK) {
         log::error("cannot read cache", {{"error", sqlite3_errmsg(db_.get())}});
-        return rows;
+        return;
     }
     SqliteStmtPtr guard(st);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) rows.push_back(read_row(st));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) fn(read_row(st));
     if (rc != SQLITE_DONE) log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
-    return rows;
 }
 
 std::optional<StsRow> Store::get(const std::string& domain) {

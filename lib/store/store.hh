@@ -2,6 +2,7 @@
 // The persistent cache: SQLite in WAL mode, schema documented in docs/cache-schema.md.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,8 @@ public:
     static std::unique_ptr<Store> open_readonly(const std::string& path);
 
     std::vector<StsRow> load_all();
+    // Streams every row to `fn` without holding them all (start-up with a large cache).
+    void for_each(const std::function<void(StsRow&&)>& fn);
     std::optional<StsRow> get(const std::string& domain);
     // Write failures (full disk, read-only file) are logged and reported, never thrown:
     // the in-memory cache keeps serving.
