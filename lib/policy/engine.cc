@@ -15,6 +15,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "sts/txt.hh"
 #include "util/log.hh"
@@ -50,6 +51,10 @@ struct Engine::Job {
     std::optional<Decision> sts;  // the MTA-STS outcome, once known
     Entry e;                      // working copy, written back when the job ends
     Trace* trace = nullptr;
+    int queries = 0;     // DNS queries sent
+    int dns_rounds = 1;  // sequential DNS round trips (2 when MX hosts were queried)
+    bool fetched = false;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     void note(std::string s) {
         if (trace) trace->push_back(std::move(s));
     }
@@ -364,6 +369,7 @@ void Engine::start(const std::string& domain, Trace* trace) {
     job->domain = domain;
     job->trace = trace;
     job->pending = 2;
+    job->queries = 2;
     job->e = get(domain).value_or(Entry{});
     job->e.last_used = std::max(job->e.last_used, clock_.now());
     jobs_[domain] = job;
@@ -419,6 +425,8 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
     std::size_t n = std::min(e.mx_hosts.size(), opts_.max_mx_hosts);
     job->hosts.resize(n);
     job->pending += static_cast<int>(3 * n);
+    job->queries += static_cast<int>(3 * n);
+    if (n > 0) job->dns_rounds = 2;
     for (std::size_t i = 0; i < n; ++i) {
         job->hosts[i].host = e.mx_hosts[i];
         const std::string host = e.mx_hosts[i];
@@ -512,6 +520,7 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
                                                    : " (TXT id changed from " + e.txt_id + ")")
                             : ""));
     ++job->pending;
+    job->fetched = true;
     fetcher_.fetch(domain, [this, job](sts::FetchResult r) {
         on_fetch_done(job, std::move(r));
         done_one(job);
@@ -640,6 +649,16 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
 void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
     jobs_.erase(job->domain);
     job->note("decision: " + d.why);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->started);
+    ++stats_.resolutions;
+    stats_.dns_queries += static_cast<std::uint64_t>(job->queries);
+    stats_.max_dns_rounds = std::max(stats_.max_dns_rounds, job->dns_rounds);
+    stats_.fetches += job->fetched ? 1 : 0;
+    log::debug("resolution", {{"domain", job->domain},
+                              {"dns_queries", std::to_string(job->queries)},
+                              {"dns_rounds", std::to_string(job->dns_rounds)},
+                              {"fetch", job->fetched ? "yes" : "no"},
+                              {"ms", std::to_string(ms.count())}});
     for (auto& cb : job->waiters) {
         try {
             cb(d);

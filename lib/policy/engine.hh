@@ -98,6 +98,14 @@ public:
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
 
+    struct Stats {
+        std::uint64_t resolutions = 0;
+        std::uint64_t dns_queries = 0;
+        std::uint64_t fetches = 0;
+        int max_dns_rounds = 0;  // sequential DNS round trips of the longest resolution
+    };
+    const Stats& stats() const { return stats_; }
+
 private:
     struct Job;
     void start(const std::string& domain, Trace* trace);
@@ -138,7 +146,8 @@ private:
     std::optional<Entry> get(const std::string& domain) const;
     void put(const std::string& domain, const Entry& e);
     std::unordered_map<std::string, Packed> entries_;
-    std::size_t scan_cursor_ = 0;  // tick(): next bucket to look at
+    std::size_t scan_cursor_ = 0;
+    Stats stats_;  // tick(): next bucket to look at
     std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
     std::mt19937 rng_;
 };

@@ -194,4 +194,6 @@ TEST_CASE("queries of one decision go out in two rounds") {
     CHECK(n.dns.queue.size() == 6);
     CHECK(n.https.queue.size() == 1);
     run(n.dns, n.https);
+    CHECK(n.engine->stats().max_dns_rounds == 2);
+    CHECK(n.engine->stats().dns_queries == 8);
 }

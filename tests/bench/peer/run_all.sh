@@ -1,0 +1,181 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The side-by-side benchmark, every workload in one run (docs/benchmarks.md):
+#   hit      cache hits over 1,000 domains: strictmx-echo (upper bound), strictmx-policyd and
+#            mta-sts-daemon (postfix-mta-sts-resolver, the peer); 32 connections repeated
+#            REPS times interleaved, then 1 and 8 connections once each
+#   parent   parent-domain probes (".DOMAIN" keys, as Postfix sends them) against strictmx
+#   big      strictmx with a 1,000,000-domain cache: start to first OK answer, peak RSS, and
+#            latency next to the 1,000-domain cache
+# Everything runs inside a private network namespace (only lo, only 127.0.0.1) whose
+# /etc/resolv.conf points at a DNS sink that never answers and counts queries: a cache hit
+# must not send any.
+#
+# usage: run_all.sh BUILD_DIR OUTDIR      (as root: unshare, mount --bind)
+# environment: DURATION (seconds a run, 10), REPS (32-connection hit repetitions, 3),
+#   BIG_DOMAINS (1000000), SMALL_DOMAINS (1000), BIG_DB (an already filled strictmx cache
+#   of BIG_DOMAINS domains to reuse instead of filling one; it is copied, not changed)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ -z "${STRICTMX_BENCH_NETNS:-}" ]]; then
+    if [[ $# -ne 2 ]]; then
+        echo "usage: $0 BUILD_DIR OUTDIR" >&2
+        exit 2
+    fi
+    export STRICTMX_BENCH_NETNS=1
+    exec unshare --net --mount --propagation private "$0" "$@"
+fi
+
+build=$(cd "$1" && pwd)
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+work=$out/work
+mkdir -p "$work"
+: "${DURATION:=10}" "${REPS:=3}" "${BIG_DOMAINS:=1000000}" "${SMALL_DOMAINS:=1000}"
+py=/usr/bin/python3
+util=$here/benchutil.py
+loadgen=$build/tests/bench/strictmx-loadgen
+echo_bin=$build/tests/bench/strictmx-echo
+fill=$build/tests/bench/strictmx-bench-fill
+policyd=$build/policyd/strictmx-policyd
+peer=/usr/bin/mta-sts-daemon
+for f in "$loadgen" "$echo_bin" "$fill" "$policyd" "$peer" "$py"; do
+    [[ -x $f ]] || { echo "missing: $f" >&2; exit 2; }
+done
+results=$out/results.txt
+: >"$results"
+
+ip link set lo up
+echo "nameserver 127.0.0.1" >"$work/resolv.conf"
+mount --bind "$work/resolv.conf" /etc/resolv.conf
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+stop() {  # PID: ends one server started here and waits for it
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+    kill -KILL "$1" 2>/dev/null || true
+}
+note() { echo "$*" | tee -a "$results"; }
+now_ms() { date +%s%3N; }
+
+"$py" "$util" dnssink "$work/dns.count" 2>"$work/dnssink.log" &
+pids+=($!)
+
+note "# machine nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\"" \
+    "mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" \
+    "duration=$DURATION reps=$REPS date=$(date -u +%FT%TZ)"
+note "# strictmx $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$here" diff --quiet HEAD 2>/dev/null || echo +changes)," \
+    "peer postfix-mta-sts-resolver $(dpkg-query -W -f='${Version}' postfix-mta-sts-resolver 2>/dev/null || echo unknown)"
+
+# --- caches ------------------------------------------------------------------------------
+smx_config() {  # DB PORT FILE
+    cat >"$3" <<EOF
+[daemon]
+log = "stderr"
+verbosity = 1
+state_dir = "$work/state"
+[resolver]
+forwarders = ["127.0.0.1"]  # the DNS sink: counted, never answered
+[cache]
+path = "$1"
+[[listen]]
+type = "socketmap"
+address = "inet:127.0.0.1:$2"
+EOF
+}
+mkdir -p "$work/state"
+rm -f "$work"/small.db* "$work"/big.db*
+"$fill" "$work/small.db" "$SMALL_DOMAINS" >/dev/null
+"$py" "$here/fill_peer_cache.py" "$work/peer.db" "$SMALL_DOMAINS" >/dev/null
+t=$(now_ms)
+if [[ -n "${BIG_DB:-}" ]]; then
+    cp "$BIG_DB" "$work/big.db"
+    how=copied
+else
+    "$fill" "$work/big.db" "$BIG_DOMAINS" >/dev/null 2>&1
+    how=filled
+fi
+note "workload=setup what=big_cache domains=$BIG_DOMAINS $how=$(( $(now_ms) - t ))ms size_kb=$(du -k "$work/big.db" | cut -f1)"
+smx_config "$work/small.db" 8461 "$work/small.toml"
+smx_config "$work/big.db" 8463 "$work/big.toml"
+sed "s|@CACHE@|$work/peer.db|" "$here/mta-sts-daemon.yml" >"$work/peer.yml"
+# 1,000 keys spread over the big cache, for its latency runs.
+awk -v n="$BIG_DOMAINS" 'BEGIN { s = int(n / 1000); if (s < 1) s = 1; for (i = 0; i < 1000; i++) printf "d%d.bench.test\n", i * s + (i * 7919) % s }' >"$work/big.keys"
+
+# --- servers -------------------------------------------------------------------------------
+start() {  # NAME PORT KEY COMMAND...: starts a server, waits for its first OK (or any reply for echo)
+    local name=$1 port=$2 key=$3
+    shift 3
+    if [[ $name == echo ]]; then
+        "$@" >"$work/$name.log" 2>&1 &
+        echo $! >"$work/$name.pid"
+        for _ in $(seq 200); do
+            "$py" "$util" query 127.0.0.1:$port x 2>/dev/null | grep -q NOTFOUND && break
+            sleep 0.05
+        done
+        note "workload=startup server=$name"
+    else
+        local r
+        r=$("$py" "$util" first-ok 127.0.0.1:$port "$key" "$work/$name.pid" "$work/$name.log" -- "$@") || {
+            echo "$name did not answer OK: $r" >&2
+            tail -20 "$work/$name.log" >&2
+            exit 1
+        }
+        note "workload=startup server=$name $r rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$(cat "$work/$name.pid")/status)"
+    fi
+    pids+=($(cat "$work/$name.pid"))
+}
+port_of() { case $1 in echo) echo 8470 ;; strictmx) echo 8461 ;; peer) echo 8462 ;; strictmx-1M) echo 8463 ;; esac; }
+
+run() {  # WORKLOAD SERVER CONNECTIONS REP [LOADGEN ARGS...]
+    local wl=$1 srv=$2 conns=$3 rep=$4
+    shift 4
+    local line
+    line=$("$loadgen" --address inet:127.0.0.1:$(port_of "$srv") --connections "$conns" --duration "$DURATION" \
+        --pid "$(cat "$work/$srv.pid")" "$@")
+    note "workload=$wl server=$srv rep=$rep $line"
+}
+
+start echo 8470 - "$echo_bin" 127.0.0.1:8470
+start strictmx 8461 d$((SMALL_DOMAINS - 1)).bench.test "$policyd" --config "$work/small.toml"
+start peer 8462 d$((SMALL_DOMAINS - 1)).bench.test "$peer" -c "$work/peer.yml"
+for s in strictmx peer; do
+    "$py" "$util" query 127.0.0.1:$(port_of $s) d7.bench.test .d7.bench.test |
+        sed "s/^/# sample $s: /" | tee -a "$results"
+done
+dns_before=$(cat "$work/dns.count")
+
+# (a) hits, 32 connections, interleaved repetitions
+for rep in $(seq "$REPS"); do
+    for s in echo strictmx peer; do run hit "$s" 32 "$rep" --domains "$SMALL_DOMAINS"; done
+done
+# hits at 1 and 8 connections
+for c in 1 8; do
+    for s in echo strictmx peer; do run hit "$s" "$c" 1 --domains "$SMALL_DOMAINS"; done
+done
+# (b) parent-domain probes
+run parent strictmx 32 1 --domains "$SMALL_DOMAINS" --parent-probe
+note "workload=dns what=queries_during_hits count=$(( $(cat "$work/dns.count") - dns_before ))"
+# A name in no cache, after the measurements (a miss starts resolutions): with the DNS sink
+# never answering, this shows how each daemon answers when it cannot resolve.
+for s in strictmx peer; do
+    "$py" "$util" query 127.0.0.1:$(port_of $s) d$SMALL_DOMAINS.nocache.test |
+        sed "s/^/# sample $s, DNS unreachable: /" | tee -a "$results"
+done
+
+for s in echo strictmx peer; do stop "$(cat "$work/$s.pid")"; done
+
+# (d) the 1,000,000-domain cache
+start strictmx-1M 8463 d$((BIG_DOMAINS - 1)).bench.test "$policyd" --config "$work/big.toml"
+run big strictmx-1M 32 1 --keys "$work/big.keys"
+run big strictmx-1M 1 1 --keys "$work/big.keys"
+stop "$(cat "$work/strictmx-1M.pid")"
+note "workload=dns what=queries_total count=$(cat "$work/dns.count")"
+
+"$py" "$util" summary "$results" | tee "$out/summary.txt"
