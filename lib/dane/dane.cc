@@ -109,23 +109,38 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx, const std::ve
             uncovered.push_back(h.host + (has_address ? " (addresses not signed)" : " (no address)"));
             continue;  // RFC 7672 2.2.2: no DANE for this host
         }
-        if (h.tlsa.failed()) {
+        const dns::Answer* tlsa = &h.tlsa;
+        std::string tlsa_owner = tlsa_name(h.host);
+        if (h.expanded_queried) {
+            o.notes.push_back(describe("TLSA", tlsa_name(h.expanded), h.tlsa_expanded) + " (CNAME target)");
+            if (h.tlsa_expanded.failed()) {
+                o.kind = Kind::Fail;
+                o.failure = h.tlsa_expanded;
+                o.why = "DNS lookup of " + tlsa_name(h.expanded) + " TLSA failed: " + sanitize(h.tlsa_expanded.why, 120);
+                return o;
+            }
+            if (h.tlsa_expanded.status == dns::Answer::Status::Ok) {
+                tlsa = &h.tlsa_expanded;
+                tlsa_owner = tlsa_name(h.expanded);
+            }
+        }
+        if (tlsa->failed()) {
             o.kind = Kind::Fail;
-            o.failure = h.tlsa;
-            o.why = "DNS lookup of " + tlsa_name(h.host) + " TLSA failed: " + sanitize(h.tlsa.why, 120);
+            o.failure = *tlsa;
+            o.why = "DNS lookup of " + tlsa_owner + " TLSA failed: " + sanitize(tlsa->why, 120);
             return o;
         }
-        min_ttl(o, h.tlsa);
-        if (h.tlsa.status != dns::Answer::Status::Ok || h.tlsa.security != dns::Security::Secure) {
+        min_ttl(o, *tlsa);
+        if (tlsa->status != dns::Answer::Status::Ok || tlsa->security != dns::Security::Secure) {
             uncovered.push_back(h.host + " (no TLSA)");
             continue;
         }
         ++with_tlsa;
         bool usable = false;
-        for (const auto& rd : h.tlsa.rdata) {
+        for (const auto& rd : tlsa->rdata) {
             auto t = parse_tlsa(rd);
             if (!t) continue;
-            o.notes.push_back("  TLSA " + tlsa_name(h.host) + " " + t->text() + (t->usable() ? " (usable)" : " (unusable for SMTP)"));
+            o.notes.push_back("  TLSA " + tlsa_owner + " " + t->text() + (t->usable() ? " (usable)" : " (unusable for SMTP)"));
             usable = usable || t->usable();
         }
         if (usable) ++covered;

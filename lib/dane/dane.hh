@@ -38,6 +38,11 @@ std::string tlsa_name(const std::string& host);
 struct HostAnswers {
     std::string host;
     dns::Answer a, aaaa, tlsa;
+    // The host is a secure CNAME: TLSA at the expanded name, used when it has records
+    // (RFC 7672 2.2.3), else the TLSA at the original name counts.
+    bool expanded_queried = false;
+    std::string expanded;
+    dns::Answer tlsa_expanded;
 };
 
 enum class Kind { None, Dane, DaneOnly, Fail };

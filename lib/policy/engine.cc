@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "dns/name.hh"
 #include "sts/txt.hh"
 #include "util/log.hh"
 #include "util/strings.hh"
@@ -432,10 +433,12 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
         const std::string host = e.mx_hosts[i];
         resolver_.resolve(host, dns::rrtype::A, [this, job, i](dns::Answer a) {
             job->hosts[i].a = std::move(a);
+            follow_cname(job, i, job->hosts[i].a);
             done_one(job);
         });
         resolver_.resolve(host, dns::rrtype::AAAA, [this, job, i](dns::Answer a) {
             job->hosts[i].aaaa = std::move(a);
+            follow_cname(job, i, job->hosts[i].aaaa);
             done_one(job);
         });
         resolver_.resolve(dane::tlsa_name(host), dns::rrtype::TLSA, [this, job, i](dns::Answer a) {
@@ -443,6 +446,25 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
             done_one(job);
         });
     }
+}
+
+void Engine::follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const dns::Answer& a) {
+    // RFC 7672 2.2.3: an MX host that is a secure CNAME has its TLSA records looked up at
+    // the expanded name first (one more round trip, for such hosts only).
+    dane::HostAnswers& h = job->hosts[i];
+    if (h.expanded_queried || a.failed() || a.security != dns::Security::Secure) return;
+    std::string target = to_lower(a.canonical_name);
+    if (!target.empty() && target.back() == '.') target.pop_back();
+    if (target.empty() || target == h.host || !dns::is_hostname(target)) return;
+    h.expanded_queried = true;
+    h.expanded = target;
+    ++job->pending;
+    ++job->queries;
+    job->dns_rounds = 3;
+    resolver_.resolve(dane::tlsa_name(target), dns::rrtype::TLSA, [this, job, i](dns::Answer t) {
+        job->hosts[i].tlsa_expanded = std::move(t);
+        done_one(job);
+    });
 }
 
 void Engine::set_sts(const std::shared_ptr<Job>& job, Decision d) {

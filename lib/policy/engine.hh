@@ -111,6 +111,7 @@ private:
     void start(const std::string& domain, Trace* trace);
     void on_txt(const std::shared_ptr<Job>& job);
     void on_mx(const std::shared_ptr<Job>& job);
+    void follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const dns::Answer& a);
     void on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r);
     void done_one(const std::shared_ptr<Job>& job);
     void set_sts(const std::shared_ptr<Job>& job, Decision d);

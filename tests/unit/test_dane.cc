@@ -197,3 +197,28 @@ TEST_CASE("queries of one decision go out in two rounds") {
     CHECK(n.engine->stats().max_dns_rounds == 2);
     CHECK(n.engine->stats().dns_queries == 8);
 }
+
+TEST_CASE("an MX host that is a secure CNAME: TLSA at the target name first") {
+    Net n;
+    dns::Answer a = ok({a_rdata()});
+    a.canonical_name = "real.d.test.";
+    n.dns.set("mx2.d.test", dns::rrtype::A, a);
+    n.dns.set(dane::tlsa_name("mx2.d.test"), dns::rrtype::TLSA, nxdomain());
+    n.dns.set(dane::tlsa_name("real.d.test"), dns::rrtype::TLSA, ok({tlsa(3, 1, 1, 32)}));
+    CHECK(n.answer() == "dane-only");
+    CHECK(n.engine->stats().max_dns_rounds == 3);
+
+    Net m;  // target without TLSA: the original name's records count
+    dns::Answer b = ok({a_rdata()});
+    b.canonical_name = "real.d.test";
+    m.dns.set("mx2.d.test", dns::rrtype::A, b);
+    m.dns.set(dane::tlsa_name("real.d.test"), dns::rrtype::TLSA, nodata());
+    CHECK(m.answer() == "dane-only");
+
+    Net f;  // a forged answer at the target defers
+    dns::Answer c = ok({a_rdata()});
+    c.canonical_name = "real.d.test";
+    f.dns.set("mx2.d.test", dns::rrtype::A, c);
+    f.dns.set(dane::tlsa_name("real.d.test"), dns::rrtype::TLSA, bogus());
+    CHECK(f.answer() == "TEMP");
+}
