@@ -66,6 +66,11 @@ void show_cache(const config::Config& cfg, const std::string& domain, UnixTime n
     }
     if (row->failures) std::printf("  %d failed refreshes, last: %s\n", row->failures, row->last_error.c_str());
     if (row->mx_expires) std::printf("  MX hosts: %s\n", row->mx_hosts.c_str());
+    static const char* kDane[] = {"does not apply", "dane (partial coverage)", "dane-only", "lookup failed (TEMP)"};
+    if (row->dane_kind >= 0 && row->dane_kind <= 3) {
+        std::printf("  DANE: %s%s%s, until %s\n", kDane[row->dane_kind], row->dane_why.empty() ? "" : ": ",
+                    row->dane_why.c_str(), when(row->dane_expires, now).c_str());
+    }
 }
 
 int query(const config::Config& cfg, const std::string& raw) {

@@ -32,7 +32,7 @@ void usage(std::FILE* out) {
         "                    else built-in defaults: socketmap on inet:127.0.0.1:8461)\n"
         "  --check-config    check the configuration, print the effective settings, exit\n"
         "  --print-defaults  print every setting with its default and meaning, exit\n"
-        "  --state-dir DIR   state directory when no configuration file sets one\n",
+        "  --state-dir DIR   state directory (overrides daemon.state_dir)\n",
         out);
 }
 
@@ -67,6 +67,10 @@ void notify_ready() {
 void on_signal(evutil_socket_t sig, short, void* arg) {
     log::info("stopping", {{"signal", std::to_string(sig)}});
     event_base_loopexit(static_cast<event_base*>(arg), nullptr);
+}
+
+void on_hup(evutil_socket_t, short, void*) {
+    log::warn("SIGHUP ignored: configuration changes take effect on restart (systemctl restart strictmx-policyd)");
 }
 
 void on_tick(evutil_socket_t, short, void* arg) {
@@ -144,6 +148,8 @@ int main(int argc, char** argv) {
         EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_signal, base.get()));
         evsignal_add(sigterm.get(), nullptr);
         evsignal_add(sigint.get(), nullptr);
+        EventPtr sighup(evsignal_new(base.get(), SIGHUP, &on_hup, nullptr));
+        evsignal_add(sighup.get(), nullptr);
         EventPtr tick(event_new(base.get(), -1, EV_PERSIST, &on_tick, rt->engine.get()));
         timeval one{1, 0};
         evtimer_add(tick.get(), &one);

@@ -10,7 +10,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include "dns/name.hh"
+#include "policy/decision.hh"
 #include "util/strings.hh"
 
 namespace strictmx::config {
@@ -150,8 +154,30 @@ const std::vector<Setting>& table() {
 void check_listen(const Listen& l, const std::string& where) {
     if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim")
         fail(where, "type must be \"socketmap\", \"tcp_table\" or \"exim\"");
-    if (!l.address.starts_with("inet:") && !l.address.starts_with("unix:"))
-        fail(where, "address must be inet:HOST:PORT or unix:PATH");
+    if (l.address.starts_with("inet:")) {
+        std::string hp = l.address.substr(5);
+        std::size_t colon = hp.rfind(':');
+        std::string host = colon == std::string::npos ? "" : hp.substr(0, colon);
+        std::string port = colon == std::string::npos ? "" : hp.substr(colon + 1);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        bool port_ok = !port.empty() && port.size() <= 5 &&
+                       port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) > 0 &&
+                       std::stoi(port) < 65536;
+        if (!port_ok || !dns::is_ip_literal(host))
+            fail(where, "address must be inet:IP:PORT (e.g. inet:127.0.0.1:8461 or inet:[::1]:8461): " + l.address);
+    } else if (l.address.starts_with("unix:")) {
+        if (l.address.size() == 5) fail(where, "unix: needs a socket path");
+    } else {
+        fail(where, "address must be inet:IP:PORT or unix:PATH");
+    }
+    if (!l.profile.empty() && l.type == "socketmap")
+        fail(where, "socketmap listeners take the profile from the map name; profile applies to tcp_table and exim");
+    if (!l.profile.empty() && !policy::find_profile(l.profile))
+        fail(where, "unknown profile " + l.profile + " (postfix, postfix-tlsrpt, strict, strict-tlsrpt)");
+    if (!l.owner.empty() && !::getpwnam(l.owner.c_str())) fail(where, "no such user " + l.owner);
+    if (!l.group.empty() && !::getgrnam(l.group.c_str())) fail(where, "no such group " + l.group);
+    if ((!l.owner.empty() || !l.group.empty() || !l.mode.empty()) && !l.address.starts_with("unix:"))
+        fail(where, "mode, owner and group apply to unix sockets only");
     if (!l.mode.empty()) {
         if (l.mode.size() > 4) fail(where, "mode must be octal, e.g. \"0660\"");
         for (char c : l.mode)
@@ -273,6 +299,9 @@ Config parse(const std::string& text, const std::string& origin) {
         }
     }
     if (!listen_given && c.listen.empty()) c.listen = defaults().listen;
+    if (c.listen.empty()) fail(origin + ": listen", "at least one [[listen]] entry is needed");
+    if (c.dns_min_ttl > c.dns_max_ttl)
+        fail(origin + ": cache.dns_min_ttl", "is larger than cache.dns_max_ttl");
     if (c.log != "syslog" && c.log != "stderr") fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
     return c;
 }

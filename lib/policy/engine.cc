@@ -52,6 +52,7 @@ struct Engine::Job {
     std::optional<Decision> sts;  // the MTA-STS outcome, once known
     Entry e;                      // working copy, written back when the job ends
     Trace* trace = nullptr;
+    bool hosts_truncated = false;  // more MX hosts than max_mx_hosts: never dane-only
     int queries = 0;     // DNS queries sent
     int dns_rounds = 1;  // sequential DNS round trips (2 when MX hosts were queried)
     bool fetched = false;
@@ -304,6 +305,13 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
         case dane::Kind::Fail: {
             Decision d = failure_decision(domain, e.dane.fail_class, e.dane.why, e.was_dane);
             d.source = "cache";
+            if (d.kind == Decision::Kind::NotFound) {
+                // Relaxed: MTA-STS decides as if DANE did not apply.
+                if (auto s = sts_from_cache(domain, e)) {
+                    s->why = d.why + "; " + s->why;
+                    return s;
+                }
+            }
             return d;
         }
         case dane::Kind::Dane:
@@ -424,6 +432,7 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
               dns::security_name(mx.security) + "]");
     if (mx.security != dns::Security::Secure) return;  // no DANE: no host queries
     std::size_t n = std::min(e.mx_hosts.size(), opts_.max_mx_hosts);
+    job->hosts_truncated = e.mx_hosts.size() > n;
     job->hosts.resize(n);
     job->pending += static_cast<int>(3 * n);
     job->queries += static_cast<int>(3 * n);
@@ -482,7 +491,7 @@ void Engine::on_txt(const std::shared_ptr<Job>& job) {
         job->note("TXT _mta-sts." + domain + ": lookup failed: " + why + " [" +
                   dns::security_name(txt.security) + "]");
         if (cached_valid) {
-            schedule_failure(e, "TXT lookup failed: " + why);
+            schedule_failure(domain, e, "TXT lookup failed: " + why);
             set_sts(job, *sts_from_cache(domain, e));
             return;
         }
@@ -586,7 +595,7 @@ void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) 
     }
     job->note("policy fetch failed: " + failure);
     if (e.policy && e.expires_at > now) {
-        schedule_failure(e, failure);
+        schedule_failure(domain, e, failure);
         set_sts(job, *sts_from_cache(domain, e));
         return;
     }
@@ -609,6 +618,11 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     Entry& e = job->e;
 
     dane::Outcome o = dane::evaluate(domain, job->mx, job->hosts);
+    if (o.kind == dane::Kind::DaneOnly && job->hosts_truncated) {
+        o.kind = dane::Kind::Dane;
+        o.why = "DNSSEC-signed MX with usable TLSA for the first " + std::to_string(job->hosts.size()) +
+                " MX hosts; the others were not checked, so Postfix applies DANE per host";
+    }
     for (auto& n : o.notes) job->note(std::move(n));
     job->note("DANE: " + std::string(dane::kind_name(o.kind)) + ": " + o.why);
     bool had_dane =
@@ -643,6 +657,18 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     switch (o.kind) {
         case dane::Kind::Fail:
             d = failure_decision(domain, e.dane.fail_class, o.why, e.was_dane);
+            if (d.kind == Decision::Kind::NotFound && job->sts) {
+                // Relaxed by policy.on_failure: DANE is treated as not applying, so a
+                // cached or fetched MTA-STS policy still counts.
+                std::string relaxed = d.why;
+                d = *job->sts;
+                if (d.kind == Decision::Kind::Sts) {
+                    d.mx_hosts = e.mx_hosts;
+                    d.mx_known = e.mx_known;
+                    d.mx_error = e.mx_error;
+                }
+                d.why = relaxed + "; " + d.why;
+            }
             break;
         case dane::Kind::Dane:
         case dane::Kind::DaneOnly:
@@ -707,7 +733,7 @@ void Engine::schedule_success(Entry& e) {
     e.next_refresh = jitter(now, std::max(interval, 1));
 }
 
-void Engine::schedule_failure(Entry& e, const std::string& why) {
+void Engine::schedule_failure(const std::string& domain, Entry& e, const std::string& why) {
     UnixTime now = clock_.now();
     e.failures = std::min(e.failures + 1, 30);
     e.last_error = why;
@@ -716,7 +742,7 @@ void Engine::schedule_failure(Entry& e, const std::string& why) {
     delay = std::min<std::int64_t>(delay, opts_.refresh_interval);
     e.next_refresh = jitter(now, static_cast<int>(delay));
     log::warn("policy refresh failed, keeping the cached policy",
-              {{"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
+              {{"domain", domain}, {"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
 }
 
 void Engine::persist(const std::string& domain, const Entry& e) {

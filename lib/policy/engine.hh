@@ -124,7 +124,7 @@ private:
     void persist(const std::string& domain, const Entry& e);
     UnixTime jitter(UnixTime base, int seconds);
     void schedule_success(Entry& e);
-    void schedule_failure(Entry& e, const std::string& why);
+    void schedule_failure(const std::string& domain, Entry& e, const std::string& why);
 
     dns::Resolver& resolver_;
     sts::Fetcher& fetcher_;

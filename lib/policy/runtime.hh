@@ -16,7 +16,9 @@
 namespace strictmx::policy {
 
 std::string cache_path(const config::Config& c);
-dns::UnboundOptions resolver_options(const config::Config& c);
+// `seed_anchor`: copy the root trust anchor into the state directory when missing (the
+// daemon does; `strictmx query` only reads).
+dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor = true);
 sts::CurlOptions fetcher_options(const config::Config& c);
 
 struct Runtime {
@@ -30,6 +32,7 @@ struct Runtime {
     // Throws std::runtime_error on configuration problems. With `persistent` false the engine
     // writes nothing (strictmx query).
     static std::unique_ptr<Runtime> create(event_base* base, const config::Config& c, bool persistent);
+    // persistent = false also leaves the state directory untouched.
     ~Runtime();
 };
 

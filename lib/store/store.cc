@@ -5,7 +5,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "util/log.hh"
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS domains (
     dane_why     TEXT NOT NULL DEFAULT '',
     dane_fail    INTEGER NOT NULL DEFAULT 0
 );
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '2');
 )SQL";
 
 bool exec(sqlite3* db, const char* sql, std::string* err = nullptr) {
@@ -52,42 +54,56 @@ bool exec(sqlite3* db, const char* sql, std::string* err = nullptr) {
     return true;
 }
 
-// Opens and validates; on any problem returns nullptr and the reason.
-SqlitePtr try_open(const std::string& path, std::string& why) {
+// Opens and validates; on any problem returns nullptr, the reason, and whether the file
+// itself is bad (corrupt, not a database, another schema) rather than out of reach.
+SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
+    bad_file = false;
+    auto file_error = [&](int rc) {
+        int primary = rc & 0xff;
+        bad_file = primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_FORMAT;
+    };
     sqlite3* raw = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
     SqlitePtr db(raw);
     if (rc != SQLITE_OK) {
         why = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+        file_error(rc);
         return nullptr;
     }
+    sqlite3_extended_result_codes(db.get(), 1);
     sqlite3_busy_timeout(db.get(), 2000);
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db.get(), "PRAGMA quick_check", -1, &st, nullptr) != SQLITE_OK) {
+    if ((rc = sqlite3_prepare_v2(db.get(), "PRAGMA quick_check", -1, &st, nullptr)) != SQLITE_OK) {
         why = sqlite3_errmsg(db.get());
+        file_error(rc);
         return nullptr;
     }
     SqliteStmtPtr check(st);
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
         why = sqlite3_errmsg(db.get());
+        file_error(rc);
         return nullptr;
     }
     const char* res = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     if (!res || std::string(res) != "ok") {
         why = std::string("integrity check failed: ") + (res ? res : "?");
+        bad_file = true;
         return nullptr;
     }
     check.reset();
-    if (!exec(db.get(), kSchema, &why)) return nullptr;
-    if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
-                           nullptr) != SQLITE_OK) {
-        why = sqlite3_errmsg(db.get());
-        return nullptr;
+    // Another schema version (an older release's file): start afresh, it is only a cache.
+    if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key='schema_version'", -1, &st, nullptr) ==
+        SQLITE_OK) {
+        SqliteStmtPtr ver(st);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != kSchemaVersion) {
+            why = "schema version " + std::to_string(sqlite3_column_int(st, 0)) + ", this release uses " +
+                  std::to_string(kSchemaVersion);
+            bad_file = true;
+            return nullptr;
+        }
     }
-    SqliteStmtPtr ver(st);
-    if (sqlite3_step(st) != SQLITE_ROW ||
-        sqlite3_column_int(st, 0) != kSchemaVersion) {
-        why = "unknown schema version";
+    if (!exec(db.get(), kSchema, &why)) {
+        bad_file = false;
         return nullptr;
     }
     return db;
@@ -100,21 +116,26 @@ Store::Store(SqlitePtr db, std::string path, bool persistent)
 
 std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
     std::string why;
-    SqlitePtr db = try_open(path, why);
+    bool bad_file = false;
+    SqlitePtr db = try_open(path, why, bad_file);
     struct stat st{};
-    if (!db && ::stat(path.c_str(), &st) == 0) {
+    if (!db && bad_file && ::stat(path.c_str(), &st) == 0) {
         std::string aside = path + ".corrupt-" + std::to_string(now);
-        log::error("cache database unusable, moving it aside and starting empty",
-                   {{"path", path}, {"error", why}, {"moved_to", aside}});
-        std::rename(path.c_str(), aside.c_str());
-        std::remove((path + "-wal").c_str());
-        std::remove((path + "-shm").c_str());
-        db = try_open(path, why);
+        if (std::rename(path.c_str(), aside.c_str()) == 0) {
+            log::error("cache database unusable, moved it aside and starting empty",
+                       {{"path", path}, {"error", why}, {"moved_to", aside}});
+            std::remove((path + "-wal").c_str());
+            std::remove((path + "-shm").c_str());
+            db = try_open(path, why, bad_file);
+        } else {
+            log::error("cache database unusable and cannot be moved aside",
+                       {{"path", path}, {"error", why}, {"rename", std::strerror(errno)}});
+        }
     }
     bool persistent = true;
     if (!db) {
         log::error("cannot create cache database, caching in memory only", {{"path", path}, {"error", why}});
-        db = try_open(":memory:", why);
+        db = try_open(":memory:", why, bad_file);
         persistent = false;
         if (!db) return nullptr;
     }

@@ -13,7 +13,7 @@
 
 namespace strictmx::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // One row of table `domains`: what is known about one destination domain.
 struct StsRow {
@@ -38,10 +38,11 @@ struct StsRow {
 
 class Store {
 public:
-    // Opens (creating if needed) the database at `path`. A file that cannot be opened, fails
-    // its integrity check or carries an unknown schema is moved aside to PATH.corrupt-TIME
-    // with an error log line and a new one is created; if even that fails the cache lives in
-    // memory only. Never throws for file problems.
+    // Opens (creating if needed) the database at `path`. A file that is not a database,
+    // fails its integrity check or carries another schema version is moved aside to
+    // PATH.corrupt-TIME with an error log line and a new one is created. A file that cannot
+    // be opened or written for other reasons (permissions, read-only, locked) is left alone
+    // and the cache lives in memory only. Never throws for file problems.
     static std::unique_ptr<Store> open(const std::string& path, UnixTime now);
     // A read-only view for `strictmx query` (no repair); nullptr when it cannot be opened.
     static std::unique_ptr<Store> open_readonly(const std::string& path);

@@ -149,7 +149,13 @@ TEST_CASE("failure classes can be relaxed, but not for a domain that had DANE") 
     n.opts.dnssec_bogus = config::OnFailure::NotFound;
     n.rebuild();
     n.dns.set(dane::tlsa_name("mx2.d.test"), dns::rrtype::TLSA, bogus());
-    CHECK(n.answer() == "NOTFOUND");
+    CHECK(n.answer() == kSts);  // relaxed: as if DANE did not apply, so MTA-STS decides
+    Net none;
+    none.opts.dnssec_bogus = config::OnFailure::NotFound;
+    none.rebuild();
+    none.dns.set("_mta-sts.d.test", dns::rrtype::TXT, nxdomain());
+    none.dns.set(dane::tlsa_name("mx2.d.test"), dns::rrtype::TLSA, bogus());
+    CHECK(none.answer() == "NOTFOUND");
 
     Net m;
     m.opts.dnssec_bogus = config::OnFailure::NotFound;
@@ -221,4 +227,23 @@ TEST_CASE("an MX host that is a secure CNAME: TLSA at the target name first") {
     f.dns.set("mx2.d.test", dns::rrtype::A, c);
     f.dns.set(dane::tlsa_name("real.d.test"), dns::rrtype::TLSA, bogus());
     CHECK(f.answer() == "TEMP");
+}
+
+TEST_CASE("a relaxed DANE failure lets the MTA-STS policy decide") {
+    Net n;
+    n.opts.dns_servfail = config::OnFailure::NotFound;
+    n.rebuild();
+    for (const char* h : {"mx1.d.test", "mx2.d.test"}) n.dns.set(dane::tlsa_name(h), dns::rrtype::TLSA, nodata());
+    REQUIRE(n.answer() == kSts);
+    n.dns.set("d.test", dns::rrtype::MX, fail("SERVFAIL"));
+    n.clock.advance(4000);
+    CHECK(n.answer() == "secure match=mx1.d.test:mx2.d.test servername=hostname");
+    CHECK(n.answer() == "secure match=mx1.d.test:mx2.d.test servername=hostname");  // from the cache
+}
+
+TEST_CASE("more MX hosts than are checked: never dane-only") {
+    Net n;
+    n.opts.max_mx_hosts = 1;
+    n.rebuild();
+    CHECK(n.answer() == "dane");
 }

@@ -12,7 +12,8 @@
 # must not send any.
 #
 # usage: run_all.sh BUILD_DIR OUTDIR      (as root: unshare, mount --bind)
-# environment: DURATION (seconds a run, 10), REPS (32-connection hit repetitions, 3),
+# environment: WORKLOADS (any of "hit parent big", default all three),
+#   DURATION (seconds a run, 10), REPS (32-connection hit repetitions, 3),
 #   BIG_DOMAINS (1000000), SMALL_DOMAINS (1000), BIG_DB (an already filled strictmx cache
 #   of BIG_DOMAINS domains to reuse instead of filling one; it is copied, not changed)
 set -euo pipefail
@@ -24,7 +25,7 @@ if [[ -z "${STRICTMX_BENCH_NETNS:-}" ]]; then
         exit 2
     fi
     export STRICTMX_BENCH_NETNS=1
-    exec unshare --net --mount --propagation private "$0" "$@"
+    exec unshare --net --mount --propagation private /bin/bash "$0" "$@"
 fi
 
 build=$(cd "$1" && pwd)
@@ -33,6 +34,7 @@ out=$(cd "$2" && pwd)
 work=$out/work
 mkdir -p "$work"
 : "${DURATION:=10}" "${REPS:=3}" "${BIG_DOMAINS:=1000000}" "${SMALL_DOMAINS:=1000}"
+: "${WORKLOADS:=hit parent big}"
 py=/usr/bin/python3
 util=$here/benchutil.py
 loadgen=$build/tests/bench/strictmx-loadgen
@@ -69,7 +71,7 @@ pids+=($!)
 
 note "# machine nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\"" \
     "mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" \
-    "duration=$DURATION reps=$REPS date=$(date -u +%FT%TZ)"
+    "workloads=\"$WORKLOADS\" duration=$DURATION reps=$REPS date=$(date -u +%FT%TZ)"
 note "# strictmx $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$here" diff --quiet HEAD 2>/dev/null || echo +changes)," \
     "peer postfix-mta-sts-resolver $(dpkg-query -W -f='${Version}' postfix-mta-sts-resolver 2>/dev/null || echo unknown)"
 
@@ -90,18 +92,20 @@ address = "inet:127.0.0.1:$2"
 EOF
 }
 mkdir -p "$work/state"
-rm -f "$work"/small.db* "$work"/big.db*
+rm -f "$work"/small.db* "$work"/big.db* "$work"/miss.*
 "$fill" "$work/small.db" "$SMALL_DOMAINS" >/dev/null
 "$py" "$here/fill_peer_cache.py" "$work/peer.db" "$SMALL_DOMAINS" >/dev/null
-t=$(now_ms)
-if [[ -n "${BIG_DB:-}" ]]; then
-    cp "$BIG_DB" "$work/big.db"
-    how=copied
-else
-    "$fill" "$work/big.db" "$BIG_DOMAINS" >/dev/null 2>&1
-    how=filled
+if [[ " $WORKLOADS " == *" big "* ]]; then
+    t=$(now_ms)
+    if [[ -n "${BIG_DB:-}" ]]; then
+        cp "$BIG_DB" "$work/big.db"
+        how=copied
+    else
+        "$fill" "$work/big.db" "$BIG_DOMAINS" >/dev/null 2>&1
+        how=filled
+    fi
+    note "workload=setup what=big_cache domains=$BIG_DOMAINS $how=$(( $(now_ms) - t ))ms size_kb=$(du -k "$work/big.db" | cut -f1)"
 fi
-note "workload=setup what=big_cache domains=$BIG_DOMAINS $how=$(( $(now_ms) - t ))ms size_kb=$(du -k "$work/big.db" | cut -f1)"
 smx_config "$work/small.db" 8461 "$work/small.toml"
 smx_config "$work/big.db" 8463 "$work/big.toml"
 sed "s|@CACHE@|$work/peer.db|" "$here/mta-sts-daemon.yml" >"$work/peer.yml"
@@ -142,40 +146,63 @@ run() {  # WORKLOAD SERVER CONNECTIONS REP [LOADGEN ARGS...]
     note "workload=$wl server=$srv rep=$rep $line"
 }
 
-start echo 8470 - "$echo_bin" 127.0.0.1:8470
-start strictmx 8461 d$((SMALL_DOMAINS - 1)).bench.test "$policyd" --config "$work/small.toml"
-start peer 8462 d$((SMALL_DOMAINS - 1)).bench.test "$peer" -c "$work/peer.yml"
-for s in strictmx peer; do
-    "$py" "$util" query 127.0.0.1:$(port_of $s) d7.bench.test .d7.bench.test |
-        sed "s/^/# sample $s: /" | tee -a "$results"
+has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+servers=()
+if has hit; then servers+=(echo strictmx peer); elif has parent; then servers+=(strictmx); fi
+for s in "${servers[@]}"; do
+    case $s in
+    echo) start echo 8470 - "$echo_bin" 127.0.0.1:8470 ;;
+    strictmx) start strictmx 8461 d$((SMALL_DOMAINS - 1)).bench.test "$policyd" --config "$work/small.toml" ;;
+    peer) start peer 8462 d$((SMALL_DOMAINS - 1)).bench.test "$peer" -c "$work/peer.yml" ;;
+    esac
+    if [[ $s != echo ]]; then
+        "$py" "$util" query 127.0.0.1:$(port_of $s) d7.bench.test .d7.bench.test |
+            sed "s/^/# sample $s: /" | tee -a "$results"
+    fi
 done
 dns_before=$(cat "$work/dns.count")
 
-# (a) hits, 32 connections, interleaved repetitions
-for rep in $(seq "$REPS"); do
-    for s in echo strictmx peer; do run hit "$s" 32 "$rep" --domains "$SMALL_DOMAINS"; done
-done
-# hits at 1 and 8 connections
-for c in 1 8; do
-    for s in echo strictmx peer; do run hit "$s" "$c" 1 --domains "$SMALL_DOMAINS"; done
-done
-# (b) parent-domain probes
-run parent strictmx 32 1 --domains "$SMALL_DOMAINS" --parent-probe
-note "workload=dns what=queries_during_hits count=$(( $(cat "$work/dns.count") - dns_before ))"
-# A name in no cache, after the measurements (a miss starts resolutions): with the DNS sink
-# never answering, this shows how each daemon answers when it cannot resolve.
-for s in strictmx peer; do
-    "$py" "$util" query 127.0.0.1:$(port_of $s) d$SMALL_DOMAINS.nocache.test |
-        sed "s/^/# sample $s, DNS unreachable: /" | tee -a "$results"
-done
+if has hit; then
+    # (a) hits, 32 connections, the servers interleaved in each repetition
+    for rep in $(seq "$REPS"); do
+        for s in echo strictmx peer; do run hit "$s" 32 "$rep" --domains "$SMALL_DOMAINS"; done
+    done
+    # hits at 1 and 8 connections, once each
+    for c in 1 8; do
+        for s in echo strictmx peer; do run hit "$s" "$c" 1 --domains "$SMALL_DOMAINS"; done
+    done
+fi
+if has parent; then
+    # (b) parent-domain probes: Postfix asks for ".example.com" when example.com has no entry
+    run parent strictmx 32 1 --domains "$SMALL_DOMAINS" --parent-probe
+fi
+# (c) cold misses against the test internet: to be added here.
+if ((${#servers[@]})); then
+    note "workload=dns what=queries_during_measurements count=$(( $(cat "$work/dns.count") - dns_before ))"
+    # Names in no cache, after the measurements (a miss starts resolutions that go on in the
+    # background), with the DNS sink never answering: how each daemon answers when it cannot
+    # resolve. Unbound answers names under .test itself (RFC 6761 local zone), c-ares asks.
+    queries=()
+    for s in "${servers[@]}"; do
+        [[ $s == echo ]] && continue
+        "$py" "$util" query 127.0.0.1:$(port_of $s) d$SMALL_DOMAINS.nocache.test d$SMALL_DOMAINS.nocache.unreachable |
+            sed "s/^/# sample $s, DNS unreachable: /" >"$work/miss.$s" &
+        queries+=($!)
+    done
+    for j in "${queries[@]}"; do wait "$j" || true; done
+    for s in "${servers[@]}"; do
+        if [[ -f $work/miss.$s ]]; then tee -a "$results" <"$work/miss.$s"; fi
+    done
+    for s in "${servers[@]}"; do stop "$(cat "$work/$s.pid")"; done
+fi
 
-for s in echo strictmx peer; do stop "$(cat "$work/$s.pid")"; done
-
-# (d) the 1,000,000-domain cache
-start strictmx-1M 8463 d$((BIG_DOMAINS - 1)).bench.test "$policyd" --config "$work/big.toml"
-run big strictmx-1M 32 1 --keys "$work/big.keys"
-run big strictmx-1M 1 1 --keys "$work/big.keys"
-stop "$(cat "$work/strictmx-1M.pid")"
+if has big; then
+    # (d) the 1,000,000-domain cache: start to first OK, peak RSS, latency next to the hits
+    start strictmx-1M 8463 d$((BIG_DOMAINS - 1)).bench.test "$policyd" --config "$work/big.toml"
+    run big strictmx-1M 32 1 --keys "$work/big.keys"
+    run big strictmx-1M 1 1 --keys "$work/big.keys"
+    stop "$(cat "$work/strictmx-1M.pid")"
+fi
 note "workload=dns what=queries_total count=$(cat "$work/dns.count")"
 
 "$py" "$util" summary "$results" | tee "$out/summary.txt"
