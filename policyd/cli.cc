@@ -2,18 +2,17 @@
 // strictmx: the operator's tool. `strictmx query DOMAIN` explains a decision in words: the
 // key, the cache state, each DNS record and the policy text, and the answer of each profile.
 #include <event2/event.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
 #include <string>
-#include <unistd.h>
-
-#include "util/strings.hh"
 
 #include "config/config.hh"
 #include "dns/name.hh"
 #include "policy/runtime.hh"
 #include "util/log.hh"
+#include "util/strings.hh"
 
 using namespace strictmx;
 
@@ -54,22 +53,27 @@ void show_cache(const config::Config& cfg, const std::string& domain, UnixTime n
         return;
     }
     if (row->has_policy) {
-        std::printf("  MTA-STS policy, TXT id %s, fetched %s\n", row->txt_id.c_str(), when(row->fetched_at, now).c_str());
+        std::printf("  MTA-STS policy, TXT id %s, fetched %s\n", row->txt_id.c_str(),
+                    when(row->fetched_at, now).c_str());
         std::printf("  expires %s\n", when(row->expires_at, now).c_str());
         std::printf("  next refresh %s\n", when(row->next_refresh, now).c_str());
         std::string text = row->policy;
         for (auto line : split(text, '\n'))
-            if (!line.empty()) std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
+            if (!line.empty())
+                std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
     } else {
         std::printf("  no policy (%s), remembered until %s\n", row->last_error.c_str(),
                     when(row->expires_at, now).c_str());
     }
-    if (row->failures) std::printf("  %d failed refreshes, last: %s\n", row->failures, row->last_error.c_str());
+    if (row->failures)
+        std::printf("  %d failed refreshes, last: %s\n", row->failures, row->last_error.c_str());
     if (row->mx_expires) std::printf("  MX hosts: %s\n", row->mx_hosts.c_str());
-    static const char* kDane[] = {"does not apply", "dane (partial coverage)", "dane-only", "lookup failed (TEMP)"};
+    static const char* kDane[] = {"does not apply", "dane (partial coverage)", "dane-only",
+                                  "lookup failed (TEMP)"};
     if (row->dane_kind >= 0 && row->dane_kind <= 3) {
-        std::printf("  DANE: %s%s%s, until %s\n", kDane[row->dane_kind], row->dane_why.empty() ? "" : ": ",
-                    row->dane_why.c_str(), when(row->dane_expires, now).c_str());
+        std::printf("  DANE: %s%s%s, until %s\n", kDane[row->dane_kind],
+                    row->dane_why.empty() ? "" : ": ", row->dane_why.c_str(),
+                    when(row->dane_expires, now).c_str());
     }
 }
 
@@ -96,11 +100,14 @@ int query(const config::Config& cfg, const std::string& raw) {
             done = true;
         });
     } else {
-        rt->engine->resolve_fresh(key.domain, [&](const policy::Decision& d) {
-            result = d;
-            done = true;
-            event_base_loopexit(base.get(), nullptr);
-        }, &trace);
+        rt->engine->resolve_fresh(
+            key.domain,
+            [&](const policy::Decision& d) {
+                result = d;
+                done = true;
+                event_base_loopexit(base.get(), nullptr);
+            },
+            &trace);
         event_base_dispatch(base.get());
     }
     if (!done) {
@@ -113,12 +120,16 @@ int query(const config::Config& cfg, const std::string& raw) {
     std::printf("Answers:\n");
     for (const char* name : {"postfix", "postfix-tlsrpt", "strict", "strict-tlsrpt"}) {
         policy::Reply r = policy::render(result, *policy::find_profile(name));
-        const char* word = r.kind == policy::Reply::Kind::Ok ? "OK" : r.kind == policy::Reply::Kind::Temp ? "TEMP" : "NOTFOUND";
+        const char* word = r.kind == policy::Reply::Kind::Ok     ? "OK"
+                           : r.kind == policy::Reply::Kind::Temp ? "TEMP"
+                                                                 : "NOTFOUND";
         std::printf("  %-15s %s %s\n", name, word, r.text.c_str());
     }
     if (result.kind == policy::Decision::Kind::Temp)
-        std::printf("Postfix defers mail to %s while this lasts (\"4.7.5 client TLS configuration problem\").\n",
-                    key.domain.c_str());
+        std::printf(
+            "Postfix defers mail to %s while this lasts (\"4.7.5 client TLS configuration "
+            "problem\").\n",
+            key.domain.c_str());
     return 0;
 }
 
@@ -146,8 +157,10 @@ int main(int argc, char** argv) {
     }
     config::Config cfg;
     try {
-        if (config_given || ::access(config_file.c_str(), R_OK) == 0) cfg = config::load(config_file);
-        else cfg = config::defaults();
+        if (config_given || ::access(config_file.c_str(), R_OK) == 0)
+            cfg = config::load(config_file);
+        else
+            cfg = config::defaults();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "strictmx: %s\n", e.what());
         return 1;

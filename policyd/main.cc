@@ -70,7 +70,9 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 }
 
 void on_hup(evutil_socket_t, short, void*) {
-    log::warn("SIGHUP ignored: configuration changes take effect on restart (systemctl restart strictmx-policyd)");
+    log::warn(
+        "SIGHUP ignored: configuration changes take effect on restart (systemctl restart "
+        "strictmx-policyd)");
 }
 
 void on_tick(evutil_socket_t, short, void* arg) {
@@ -89,9 +91,12 @@ int main(int argc, char** argv) {
     bool check = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "--config" || a == "-c") && i + 1 < argc) config_file = argv[++i];
-        else if (a == "--state-dir" && i + 1 < argc) state_dir = argv[++i];
-        else if (a == "--check-config") check = true;
+        if ((a == "--config" || a == "-c") && i + 1 < argc)
+            config_file = argv[++i];
+        else if (a == "--state-dir" && i + 1 < argc)
+            state_dir = argv[++i];
+        else if (a == "--check-config")
+            check = true;
         else if (a == "--print-defaults") {
             for (const auto& s : config::settings())
                 std::printf("%s (%s)\n    default: %s\n    %s\n", s.name.c_str(), s.type.c_str(),
@@ -122,8 +127,9 @@ int main(int argc, char** argv) {
     }
     if (check) {
         std::fputs(config::dump(cfg).c_str(), stdout);
-        std::fprintf(stderr, "strictmx-policyd: configuration OK%s\n",
-                     config_file.empty() ? " (built-in defaults)" : (" (" + config_file + ")").c_str());
+        std::fprintf(
+            stderr, "strictmx-policyd: configuration OK%s\n",
+            config_file.empty() ? " (built-in defaults)" : (" (" + config_file + ")").c_str());
         return 0;
     }
     log::init("strictmx-policyd", cfg.log == "syslog", cfg.verbosity);

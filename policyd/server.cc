@@ -73,7 +73,8 @@ void Server::bind_all() {
         if (l->proto != Protocol::Socketmap) {
             std::string pname = lc.profile.empty() ? "postfix" : lc.profile;
             l->profile = policy::find_profile(pname);
-            if (!l->profile) throw std::runtime_error("listener " + lc.address + ": unknown profile " + pname);
+            if (!l->profile)
+                throw std::runtime_error("listener " + lc.address + ": unknown profile " + pname);
         }
         unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
         if (lc.address.starts_with("inet:")) {
@@ -82,7 +83,8 @@ void Server::bind_all() {
             l->ev = evconnlistener_new_bind(base_, &on_accept, l.get(), flags, 128,
                                             reinterpret_cast<sockaddr*>(&ss), len);
             if (!l->ev)
-                throw std::runtime_error("cannot listen on " + lc.address + ": " + std::strerror(errno));
+                throw std::runtime_error("cannot listen on " + lc.address + ": " +
+                                         std::strerror(errno));
         } else {
             std::string path = lc.address.substr(5);
             sockaddr_un sun{};
@@ -90,33 +92,42 @@ void Server::bind_all() {
                 throw std::runtime_error("unix socket path empty or too long: " + path);
             sun.sun_family = AF_UNIX;
             std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-            struct stat st{};
+            struct stat st {};
             if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
             mode_t old = ::umask(0177);
-            l->ev = evconnlistener_new_bind(base_, &on_accept, l.get(), flags & ~LEV_OPT_REUSEABLE, 128,
-                                            reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+            l->ev = evconnlistener_new_bind(base_, &on_accept, l.get(), flags & ~LEV_OPT_REUSEABLE,
+                                            128, reinterpret_cast<sockaddr*>(&sun), sizeof sun);
             ::umask(old);
             if (!l->ev)
-                throw std::runtime_error("cannot listen on " + lc.address + ": " + std::strerror(errno));
+                throw std::runtime_error("cannot listen on " + lc.address + ": " +
+                                         std::strerror(errno));
             l->unix_path = path;
-            mode_t mode = lc.mode.empty() ? 0660 : static_cast<mode_t>(std::stoul(lc.mode, nullptr, 8));
+            mode_t mode =
+                lc.mode.empty() ? 0660 : static_cast<mode_t>(std::stoul(lc.mode, nullptr, 8));
             uid_t uid = static_cast<uid_t>(-1);
             gid_t gid = static_cast<gid_t>(-1);
             if (!lc.owner.empty()) {
                 passwd* pw = ::getpwnam(lc.owner.c_str());
-                if (!pw) throw std::runtime_error("listener " + lc.address + ": no such user " + lc.owner);
+                if (!pw)
+                    throw std::runtime_error("listener " + lc.address + ": no such user " +
+                                             lc.owner);
                 uid = pw->pw_uid;
             }
             if (!lc.group.empty()) {
                 group* gr = ::getgrnam(lc.group.c_str());
-                if (!gr) throw std::runtime_error("listener " + lc.address + ": no such group " + lc.group);
+                if (!gr)
+                    throw std::runtime_error("listener " + lc.address + ": no such group " +
+                                             lc.group);
                 gid = gr->gr_gid;
             }
-            if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && ::chown(path.c_str(), uid, gid) != 0)
+            if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
+                ::chown(path.c_str(), uid, gid) != 0)
                 throw std::runtime_error("chown " + path + ": " + std::strerror(errno));
-            if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error("chmod " + path + ": " + std::strerror(errno));
+            if (::chmod(path.c_str(), mode) != 0)
+                throw std::runtime_error("chmod " + path + ": " + std::strerror(errno));
         }
-        log::info("listening", {{"type", lc.type}, {"address", lc.address},
+        log::info("listening", {{"type", lc.type},
+                                {"address", lc.address},
                                 {"profile", l->profile ? l->profile->name : "by map name"}});
         listeners_.push_back(std::move(l));
     }
@@ -126,11 +137,14 @@ void Server::pause_listeners(bool pause) {
     if (pause == paused_) return;
     paused_ = pause;
     for (auto& l : listeners_) {
-        if (pause) evconnlistener_disable(l->ev);
-        else evconnlistener_enable(l->ev);
+        if (pause)
+            evconnlistener_disable(l->ev);
+        else
+            evconnlistener_enable(l->ev);
     }
-    if (pause) log::warn("connection limit reached, accepting no more until one closes",
-                         {{"max_connections", std::to_string(cfg_.max_connections)}});
+    if (pause)
+        log::warn("connection limit reached, accepting no more until one closes",
+                  {{"max_connections", std::to_string(cfg_.max_connections)}});
 }
 
 void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) noexcept {
@@ -171,8 +185,8 @@ void Server::on_event(bufferevent*, short what, void* arg) noexcept {
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->listener->proto == Protocol::Exim &&
-        !c->closing) {
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->listener->proto == Protocol::Exim && !c->closing) {
         // Half-close: the request is complete, the answer still goes out.
         c->eof = true;
         std::shared_ptr<Conn> keep = c->shared_from_this();
@@ -211,8 +225,12 @@ void Server::on_deadline(evutil_socket_t, short, void* arg) noexcept {
     log::warn("lookup deadline passed, answering TEMP; the resolution goes on in the background",
               {{"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
     switch (c->listener->proto) {
-        case Protocol::Socketmap: s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply())); break;
-        case Protocol::TcpTable: s->send(keep, policy::Service::tcp_table_deadline_reply()); break;
+        case Protocol::Socketmap:
+            s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply()));
+            break;
+        case Protocol::TcpTable:
+            s->send(keep, policy::Service::tcp_table_deadline_reply());
+            break;
         case Protocol::Exim:
             s->send(keep, policy::Service::exim_deadline_reply());
             c->closing = true;
@@ -236,7 +254,8 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             if (avail == 0) return;
             // Look at no more than one maximal request plus its framing.
             std::size_t want = std::min<std::size_t>(avail, netstring::kMaxRequest + 16);
-            auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(want)));
+            auto* data =
+                reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(want)));
             std::string_view view(data, want);
             std::string request_key;
             std::string payload;
@@ -245,7 +264,8 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 auto r = netstring::parse(view, netstring::kMaxRequest);
                 if (r.status == netstring::ParseResult::Status::NeedMore) return;
                 if (r.status == netstring::ParseResult::Status::Malformed) {
-                    log::warn("malformed socketmap request, closing the connection", {{"error", r.reason}});
+                    log::warn("malformed socketmap request, closing the connection",
+                              {{"error", r.reason}});
                     send(c, netstring::encode(std::string("PERM malformed request: ") + r.reason));
                     c->closing = true;
                     on_write(c->bev, c.get());
@@ -255,7 +275,8 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 consumed = r.consumed;
             } else if (c->listener->proto == Protocol::Exim) {
                 std::size_t nl = view.find('\n');
-                if (nl == std::string_view::npos && view.size() > netstring::kMaxRequest) nl = view.size() + 1;
+                if (nl == std::string_view::npos && view.size() > netstring::kMaxRequest)
+                    nl = view.size() + 1;
                 if (nl == std::string_view::npos && !c->eof) return;
                 if (nl == view.size() + 1) {
                     send(c, "level=tempfail reason=\"request too long\"\n");
@@ -271,7 +292,8 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 auto r = tcp_table::parse_request(view);
                 if (r.status == tcp_table::ParseResult::Status::NeedMore) return;
                 if (r.status == tcp_table::ParseResult::Status::Malformed) {
-                    log::warn("malformed tcp_table request, closing the connection", {{"error", r.reason}});
+                    log::warn("malformed tcp_table request, closing the connection",
+                              {{"error", r.reason}});
                     send(c, *tcp_table::reply(400, std::string("malformed request: ") + r.reason));
                     c->closing = true;
                     on_write(c->bev, c.get());
@@ -290,7 +312,8 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             std::weak_ptr<Conn> weak = c;
             auto reply = [this, weak, id](std::string bytes) {
                 auto conn = weak.lock();
-                if (!conn || conn->request != id || !conn->bev) return;  // answered at the deadline, or gone
+                if (!conn || conn->request != id || !conn->bev)
+                    return;  // answered at the deadline, or gone
                 conn->busy = false;
                 conn->deadline.reset();
                 send(conn, bytes);
@@ -299,9 +322,12 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             if (!service_) throw std::runtime_error("not ready");
             switch (c->listener->proto) {
                 case Protocol::Socketmap:
-                    service_->socketmap(payload, [reply](std::string p) { reply(netstring::encode(p)); });
+                    service_->socketmap(payload,
+                                        [reply](std::string p) { reply(netstring::encode(p)); });
                     break;
-                case Protocol::TcpTable: service_->tcp_table(request_key, *c->listener->profile, reply); break;
+                case Protocol::TcpTable:
+                    service_->tcp_table(request_key, *c->listener->profile, reply);
+                    break;
                 case Protocol::Exim:
                     // One request per connection: answer, then close.
                     service_->exim(payload, *c->listener->profile, [reply, weak](std::string line) {
@@ -315,11 +341,14 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             }
         }
     } catch (const std::exception& e) {
-        log::error("request failed, answering TEMP and closing the connection", {{"error", e.what()}});
+        log::error("request failed, answering TEMP and closing the connection",
+                   {{"error", e.what()}});
         if (c->bev) {
-            send(c, c->listener->proto == Protocol::Socketmap  ? netstring::encode("TEMP internal error")
-                    : c->listener->proto == Protocol::TcpTable ? *tcp_table::reply(400, "internal error")
-                                                               : std::string("level=tempfail reason=\"internal error\"\n"));
+            send(c, c->listener->proto == Protocol::Socketmap
+                        ? netstring::encode("TEMP internal error")
+                    : c->listener->proto == Protocol::TcpTable
+                        ? *tcp_table::reply(400, "internal error")
+                        : std::string("level=tempfail reason=\"internal error\"\n"));
             c->closing = true;
             on_write(c->bev, c.get());
         }

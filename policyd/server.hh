@@ -21,7 +21,7 @@ namespace strictmx::policyd {
 enum class Protocol { Socketmap, TcpTable, Exim };
 
 class Server {
-public:
+  public:
     Server(event_base* base, const config::Config& cfg);
     ~Server();
     Server(const Server&) = delete;
@@ -37,7 +37,7 @@ public:
     struct Conn;
     struct Listener;
 
-private:
+  private:
     static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) noexcept;
     static void on_read(bufferevent* bev, void* arg) noexcept;
     static void on_write(bufferevent* bev, void* arg) noexcept;

@@ -12,8 +12,8 @@
 
 namespace strictmx::netstring {
 
-inline constexpr std::size_t kMaxRequest = 10'000;   // dict_sockmap.c: client request limit
-inline constexpr std::size_t kMaxReply = 100'000;    // dict_sockmap.c: client reply limit
+inline constexpr std::size_t kMaxRequest = 10'000;  // dict_sockmap.c: client request limit
+inline constexpr std::size_t kMaxReply = 100'000;   // dict_sockmap.c: client reply limit
 
 struct ParseResult {
     enum class Status { NeedMore, Complete, Malformed } status = Status::NeedMore;

@@ -13,7 +13,7 @@
 
 namespace strictmx::tcp_table {
 
-inline constexpr std::size_t kMaxReply = 4096;     // dict_tcp.c: reply limit incl. newline
+inline constexpr std::size_t kMaxReply = 4096;      // dict_tcp.c: reply limit incl. newline
 inline constexpr std::size_t kMaxRequest = 10'000;  // longest request line we accept
 
 struct ParseResult {

@@ -2,6 +2,8 @@
 // strictmx.toml parser, driven by one table of settings.
 #include "config/config.hh"
 
+#include <grp.h>
+#include <pwd.h>
 #include <toml++/toml.h>
 
 #include <fstream>
@@ -9,9 +11,6 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
-
-#include <grp.h>
-#include <pwd.h>
 
 #include "dns/name.hh"
 #include "policy/decision.hh"
@@ -48,7 +47,8 @@ std::string get_string(const toml::node& n, const std::string& where) {
 int get_int(const toml::node& n, const std::string& where, long long lo, long long hi) {
     if (!n.is_integer()) fail(where, "expected an integer");
     long long v = *n.value<long long>();
-    if (v < lo || v > hi) fail(where, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    if (v < lo || v > hi)
+        fail(where, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
     return static_cast<int>(v);
 }
 
@@ -72,79 +72,115 @@ OnFailure get_on_failure(const toml::node& n, const std::string& where) {
     if (s == "notfound") return OnFailure::NotFound;
     fail(where, "expected \"tempfail\" or \"notfound\"");
 }
-std::string show_on_failure(OnFailure f) { return f == OnFailure::Tempfail ? "\"tempfail\"" : "\"notfound\""; }
+std::string show_on_failure(OnFailure f) {
+    return f == OnFailure::Tempfail ? "\"tempfail\"" : "\"notfound\"";
+}
 
-#define STR(section, key, field, desc)                                                             \
-    Setting {                                                                                      \
-        {section "." key, "string", "", desc},                                                     \
-            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_string(n, w); }, \
-            [](const Config& c) { return quote(c.field); }                                         \
+#define STR(section, key, field, desc)                                 \
+    Setting {                                                          \
+        {section "." key, "string", "", desc},                         \
+            [](Config& c, const toml::node& n, const std::string& w) { \
+                c.field = get_string(n, w);                            \
+            },                                                         \
+            [](const Config& c) { return quote(c.field); }             \
     }
-#define INT(section, key, field, lo, hi, desc)                                                     \
-    Setting {                                                                                      \
-        {section "." key, "integer", "", desc},                                                    \
-            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_int(n, w, lo, hi); }, \
-            [](const Config& c) { return std::to_string(c.field); }                                \
+#define INT(section, key, field, lo, hi, desc)                         \
+    Setting {                                                          \
+        {section "." key, "integer", "", desc},                        \
+            [](Config& c, const toml::node& n, const std::string& w) { \
+                c.field = get_int(n, w, lo, hi);                       \
+            },                                                         \
+            [](const Config& c) { return std::to_string(c.field); }    \
     }
-#define STRS(section, key, field, desc)                                                            \
-    Setting {                                                                                      \
-        {section "." key, "array of strings", "", desc},                                           \
-            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_strings(n, w); }, \
-            [](const Config& c) { return show_strings(c.field); }                                  \
+#define STRS(section, key, field, desc)                                \
+    Setting {                                                          \
+        {section "." key, "array of strings", "", desc},               \
+            [](Config& c, const toml::node& n, const std::string& w) { \
+                c.field = get_strings(n, w);                           \
+            },                                                         \
+            [](const Config& c) { return show_strings(c.field); }      \
     }
-#define FAILURE(key, field, desc)                                                                  \
-    Setting {                                                                                      \
-        {"policy.on_failure." key, "\"tempfail\" | \"notfound\"", "", desc},                       \
-            [](Config& c, const toml::node& n, const std::string& w) { c.field = get_on_failure(n, w); }, \
-            [](const Config& c) { return show_on_failure(c.field); }                               \
+#define FAILURE(key, field, desc)                                            \
+    Setting {                                                                \
+        {"policy.on_failure." key, "\"tempfail\" | \"notfound\"", "", desc}, \
+            [](Config& c, const toml::node& n, const std::string& w) {       \
+                c.field = get_on_failure(n, w);                              \
+            },                                                               \
+            [](const Config& c) { return show_on_failure(c.field); }         \
     }
 
 const std::vector<Setting>& table() {
     static const std::vector<Setting> t = [] {
         std::vector<Setting> v = {
-            STR("daemon", "log", log, "Where log lines go: \"syslog\" (facility mail) or \"stderr\"."),
+            STR("daemon", "log", log,
+                "Where log lines go: \"syslog\" (facility mail) or \"stderr\"."),
             INT("daemon", "verbosity", verbosity, 0, 3,
-                "0 errors only, 1 adds warnings, 2 adds one line per decision, 3 adds DNS and HTTPS detail."),
+                "0 errors only, 1 adds warnings, 2 adds one line per decision, 3 adds DNS and "
+                "HTTPS detail."),
             STR("daemon", "user", user,
-                "Drop privileges to this user (and its group) after binding the listeners. Empty: keep the current user."),
-            STR("daemon", "state_dir", state_dir, "Directory for the cache and the root trust anchor."),
+                "Drop privileges to this user (and its group) after binding the listeners. Empty: "
+                "keep the current user."),
+            STR("daemon", "state_dir", state_dir,
+                "Directory for the cache and the root trust anchor."),
             INT("daemon", "max_connections", max_connections, 1, 1'000'000,
                 "Client connections served at once; further connections wait in the listen queue."),
             INT("daemon", "idle_timeout_s", idle_timeout_s, 1, 86'400,
-                "Close a client connection idle this long (Postfix closes its own after 10 s idle)."),
+                "Close a client connection idle this long (Postfix closes its own after 10 s "
+                "idle)."),
             STR("resolver", "unbound_config", unbound_config,
-                "A libunbound configuration file read with ub_ctx_config (forwarders, trust anchors, local zones). Empty: full recursion from the root."),
-            STRS("resolver", "forwarders", forwarders, "Forward queries to these resolvers (\"IP\" or \"IP@PORT\"); they must pass DNSSEC records through."),
+                "A libunbound configuration file read with ub_ctx_config (forwarders, trust "
+                "anchors, local zones). Empty: full recursion from the root."),
+            STRS("resolver", "forwarders", forwarders,
+                 "Forward queries to these resolvers (\"IP\" or \"IP@PORT\"); they must pass "
+                 "DNSSEC records through."),
             STR("resolver", "trust_anchor_file", trust_anchor_file,
-                "Root trust anchor kept current by RFC 5011 (ub_ctx_add_ta_autr). Default: STATE_DIR/root.key, seeded from /usr/share/dns/root.key."),
-            INT("resolver", "timeout_ms", resolver_timeout_ms, 100, 60'000, "Give up on one DNS query after this long."),
-            STR("https", "ca_file", ca_file, "CA bundle for policy hosts. Empty: the system bundle."),
+                "Root trust anchor kept current by RFC 5011 (ub_ctx_add_ta_autr). Default: "
+                "STATE_DIR/root.key, seeded from /usr/share/dns/root.key."),
+            INT("resolver", "timeout_ms", resolver_timeout_ms, 100, 60'000,
+                "Give up on one DNS query after this long."),
+            STR("https", "ca_file", ca_file,
+                "CA bundle for policy hosts. Empty: the system bundle."),
             STRS("https", "connect_to", connect_to,
-                 "curl CONNECT_TO entries HOST:PORT:CONNECT_HOST:CONNECT_PORT: reach a policy host at another address without changing the URL or the name checked."),
-            STR("https", "proxy", proxy, "HTTPS proxy URL. Empty: no proxy, whatever the environment says."),
-            INT("https", "timeout_ms", https_timeout_ms, 100, 120'000, "Whole policy fetch deadline."),
-            INT("https", "connect_timeout_ms", https_connect_timeout_ms, 100, 120'000, "TCP and TLS connect deadline."),
+                 "curl CONNECT_TO entries HOST:PORT:CONNECT_HOST:CONNECT_PORT: reach a policy host "
+                 "at another address without changing the URL or the name checked."),
+            STR("https", "proxy", proxy,
+                "HTTPS proxy URL. Empty: no proxy, whatever the environment says."),
+            INT("https", "timeout_ms", https_timeout_ms, 100, 120'000,
+                "Whole policy fetch deadline."),
+            INT("https", "connect_timeout_ms", https_connect_timeout_ms, 100, 120'000,
+                "TCP and TLS connect deadline."),
             STR("cache", "path", cache_path, "SQLite cache file. Default: STATE_DIR/cache.db."),
             INT("cache", "negative_ttl", negative_ttl, 60, 86'400,
                 "How long a domain without a policy is remembered (seconds)."),
             INT("cache", "fetch_failure_ttl", fetch_failure_ttl, 10, 86'400,
-                "How long a domain whose policy could not be fetched or read, with nothing cached, is remembered as having none."),
+                "How long a domain whose policy could not be fetched or read, with nothing cached, "
+                "is remembered as having none."),
             INT("cache", "refresh_interval", refresh_interval, 60, 604'800,
-                "Look at a cached policy's TXT record this often (with 10% jitter) and refetch when its id changed or half its max_age has passed."),
+                "Look at a cached policy's TXT record this often (with 10% jitter) and refetch "
+                "when its id changed or half its max_age has passed."),
             INT("cache", "refresh_backoff", refresh_backoff, 1, 86'400,
-                "First retry delay after a failed refresh; doubles per failure up to refresh_interval."),
-            INT("cache", "max_refreshes", max_refreshes, 1, 10'000, "Background refreshes in flight at once."),
+                "First retry delay after a failed refresh; doubles per failure up to "
+                "refresh_interval."),
+            INT("cache", "max_refreshes", max_refreshes, 1, 10'000,
+                "Background refreshes in flight at once."),
             INT("cache", "dns_min_ttl", dns_min_ttl, 0, 86'400,
-                "DANE results and MX sets are kept at least this long, whatever their DNS TTL (seconds)."),
+                "DANE results and MX sets are kept at least this long, whatever their DNS TTL "
+                "(seconds)."),
             INT("cache", "dns_max_ttl", dns_max_ttl, 60, 604'800,
-                "DANE results and MX sets are kept at most this long; they are resolved again at 3/4 of their lifetime."),
+                "DANE results and MX sets are kept at most this long; they are resolved again at "
+                "3/4 of their lifetime."),
             INT("cache", "failure_ttl", failure_ttl, 1, 3600,
-                "A DNS failure on the DANE path (TEMP) is remembered this long before the next try."),
+                "A DNS failure on the DANE path (TEMP) is remembered this long before the next "
+                "try."),
             INT("policy", "lookup_deadline_ms", lookup_deadline_ms, 100, 90'000,
-                "A lookup with nothing cached waits this long for its resolution, then answers TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
-            FAILURE("dns_timeout", dns_timeout, "Answer when a DNS query needed for a decision times out."),
-            FAILURE("dns_servfail", dns_servfail, "Answer when a DNS query needed for a decision fails (SERVFAIL, REFUSED)."),
-            FAILURE("dnssec_bogus", dnssec_bogus, "Answer when a DNSSEC-signed answer fails validation."),
+                "A lookup with nothing cached waits this long for its resolution, then answers "
+                "TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
+            FAILURE("dns_timeout", dns_timeout,
+                    "Answer when a DNS query needed for a decision times out."),
+            FAILURE("dns_servfail", dns_servfail,
+                    "Answer when a DNS query needed for a decision fails (SERVFAIL, REFUSED)."),
+            FAILURE("dnssec_bogus", dnssec_bogus,
+                    "Answer when a DNSSEC-signed answer fails validation."),
         };
         return v;
     }();
@@ -159,24 +195,31 @@ void check_listen(const Listen& l, const std::string& where) {
         std::size_t colon = hp.rfind(':');
         std::string host = colon == std::string::npos ? "" : hp.substr(0, colon);
         std::string port = colon == std::string::npos ? "" : hp.substr(colon + 1);
-        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+            host = host.substr(1, host.size() - 2);
         bool port_ok = !port.empty() && port.size() <= 5 &&
-                       port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) > 0 &&
-                       std::stoi(port) < 65536;
+                       port.find_first_not_of("0123456789") == std::string::npos &&
+                       std::stoi(port) > 0 && std::stoi(port) < 65536;
         if (!port_ok || !dns::is_ip_literal(host))
-            fail(where, "address must be inet:IP:PORT (e.g. inet:127.0.0.1:8461 or inet:[::1]:8461): " + l.address);
+            fail(where,
+                 "address must be inet:IP:PORT (e.g. inet:127.0.0.1:8461 or inet:[::1]:8461): " +
+                     l.address);
     } else if (l.address.starts_with("unix:")) {
         if (l.address.size() == 5) fail(where, "unix: needs a socket path");
     } else {
         fail(where, "address must be inet:IP:PORT or unix:PATH");
     }
     if (!l.profile.empty() && l.type == "socketmap")
-        fail(where, "socketmap listeners take the profile from the map name; profile applies to tcp_table and exim");
+        fail(where,
+             "socketmap listeners take the profile from the map name; profile applies to tcp_table "
+             "and exim");
     if (!l.profile.empty() && !policy::find_profile(l.profile))
-        fail(where, "unknown profile " + l.profile + " (postfix, postfix-tlsrpt, strict, strict-tlsrpt)");
+        fail(where,
+             "unknown profile " + l.profile + " (postfix, postfix-tlsrpt, strict, strict-tlsrpt)");
     if (!l.owner.empty() && !::getpwnam(l.owner.c_str())) fail(where, "no such user " + l.owner);
     if (!l.group.empty() && !::getgrnam(l.group.c_str())) fail(where, "no such group " + l.group);
-    if ((!l.owner.empty() || !l.group.empty() || !l.mode.empty()) && !l.address.starts_with("unix:"))
+    if ((!l.owner.empty() || !l.group.empty() || !l.mode.empty()) &&
+        !l.address.starts_with("unix:"))
         fail(where, "mode, owner and group apply to unix sockets only");
     if (!l.mode.empty()) {
         if (l.mode.size() > 4) fail(where, "mode must be octal, e.g. \"0660\"");
@@ -204,9 +247,12 @@ const std::vector<SettingDoc>& settings() {
             out.push_back(doc);
         }
         out.push_back({"policy.overrides", "table of domain = answer", "{}",
-                       "Static answers that win over DNS and MTA-STS, e.g. \"example.org\" = \"secure match=mx.example.org\"; \"\" answers NOTFOUND."});
-        out.push_back({"listen", "array of tables", "[{type=\"socketmap\", address=\"inet:127.0.0.1:8461\"}]",
-                       "Listeners: type (socketmap | tcp_table | exim), address (inet:HOST:PORT | unix:PATH), profile (tcp_table and exim), mode/owner/group (unix)."});
+                       "Static answers that win over DNS and MTA-STS, e.g. \"example.org\" = "
+                       "\"secure match=mx.example.org\"; \"\" answers NOTFOUND."});
+        out.push_back({"listen", "array of tables",
+                       "[{type=\"socketmap\", address=\"inet:127.0.0.1:8461\"}]",
+                       "Listeners: type (socketmap | tcp_table | exim), address (inet:HOST:PORT | "
+                       "unix:PATH), profile (tcp_table and exim), mode/owner/group (unix)."});
         return out;
     }();
     return docs;
@@ -241,13 +287,20 @@ Config parse(const std::string& text, const std::string& origin) {
                 for (const auto& [k, v] : *t) {
                     std::string key(k.str());
                     std::string w = where + "." + key;
-                    if (key == "type") l.type = get_string(v, w);
-                    else if (key == "address") l.address = get_string(v, w);
-                    else if (key == "profile") l.profile = get_string(v, w);
-                    else if (key == "mode") l.mode = get_string(v, w);
-                    else if (key == "owner") l.owner = get_string(v, w);
-                    else if (key == "group") l.group = get_string(v, w);
-                    else fail(w, "unknown setting");
+                    if (key == "type")
+                        l.type = get_string(v, w);
+                    else if (key == "address")
+                        l.address = get_string(v, w);
+                    else if (key == "profile")
+                        l.profile = get_string(v, w);
+                    else if (key == "mode")
+                        l.mode = get_string(v, w);
+                    else if (key == "owner")
+                        l.owner = get_string(v, w);
+                    else if (key == "group")
+                        l.group = get_string(v, w);
+                    else
+                        fail(w, "unknown setting");
                 }
                 check_listen(l, where);
                 c.listen.push_back(std::move(l));
@@ -264,9 +317,11 @@ Config parse(const std::string& text, const std::string& origin) {
                 if (!ov) fail(w, "expected a table of domain = answer");
                 for (const auto& [dk, dv] : *ov) {
                     std::string answer = get_string(dv, w + "." + std::string(dk.str()));
-                    if (answer.find_first_of("\r\n") != std::string::npos) fail(w, "answer contains a line break");
+                    if (answer.find_first_of("\r\n") != std::string::npos)
+                        fail(w, "answer contains a line break");
                     auto key = dns::classify_key(dk.str());
-                    if (key.kind != dns::KeyKind::Domain) fail(w, std::string(dk.str()) + ": not a domain name");
+                    if (key.kind != dns::KeyKind::Domain)
+                        fail(w, std::string(dk.str()) + ": not a domain name");
                     c.overrides[key.domain] = answer;
                 }
                 continue;
@@ -302,7 +357,8 @@ Config parse(const std::string& text, const std::string& origin) {
     if (c.listen.empty()) fail(origin + ": listen", "at least one [[listen]] entry is needed");
     if (c.dns_min_ttl > c.dns_max_ttl)
         fail(origin + ": cache.dns_min_ttl", "is larger than cache.dns_max_ttl");
-    if (c.log != "syslog" && c.log != "stderr") fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
+    if (c.log != "syslog" && c.log != "stderr")
+        fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
     return c;
 }
 

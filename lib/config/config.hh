@@ -14,12 +14,12 @@ namespace strictmx::config {
 enum class OnFailure { Tempfail, NotFound };
 
 struct Listen {
-    std::string type;      // socketmap | tcp_table | exim
-    std::string address;   // inet:HOST:PORT | unix:PATH
-    std::string profile;   // tcp_table, exim: the answer profile (socketmap: chosen by map name)
-    std::string mode;      // unix sockets: octal permission bits, e.g. "0660"
-    std::string owner;     // unix sockets: owner user name
-    std::string group;     // unix sockets: group name
+    std::string type;     // socketmap | tcp_table | exim
+    std::string address;  // inet:HOST:PORT | unix:PATH
+    std::string profile;  // tcp_table, exim: the answer profile (socketmap: chosen by map name)
+    std::string mode;     // unix sockets: octal permission bits, e.g. "0660"
+    std::string owner;    // unix sockets: owner user name
+    std::string group;    // unix sockets: group name
 };
 
 struct Config {

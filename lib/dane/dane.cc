@@ -13,15 +13,20 @@ bool Tlsa::usable() const {
     if (usage != 2 && usage != 3) return false;
     if (selector > 1) return false;
     switch (mtype) {
-        case 0: return !data.empty();
-        case 1: return data.size() == 32;
-        case 2: return data.size() == 64;
-        default: return false;
+        case 0:
+            return !data.empty();
+        case 1:
+            return data.size() == 32;
+        case 2:
+            return data.size() == 64;
+        default:
+            return false;
     }
 }
 
 std::string Tlsa::text() const {
-    std::string out = std::to_string(usage) + " " + std::to_string(selector) + " " + std::to_string(mtype) + " ";
+    std::string out =
+        std::to_string(usage) + " " + std::to_string(selector) + " " + std::to_string(mtype) + " ";
     static constexpr char kHex[] = "0123456789abcdef";
     std::size_t n = std::min<std::size_t>(data.size(), 32);
     for (std::size_t i = 0; i < n; ++i) {
@@ -43,14 +48,20 @@ std::optional<Tlsa> parse_tlsa(std::string_view rdata) {
     return t;
 }
 
-std::string tlsa_name(const std::string& host) { return "_25._tcp." + host; }
+std::string tlsa_name(const std::string& host) {
+    return "_25._tcp." + host;
+}
 
 const char* kind_name(Kind k) {
     switch (k) {
-        case Kind::None: return "none";
-        case Kind::Dane: return "dane";
-        case Kind::DaneOnly: return "dane-only";
-        case Kind::Fail: return "fail";
+        case Kind::None:
+            return "none";
+        case Kind::Dane:
+            return "dane";
+        case Kind::DaneOnly:
+            return "dane-only";
+        case Kind::Fail:
+            return "fail";
     }
     return "none";
 }
@@ -58,9 +69,11 @@ const char* kind_name(Kind k) {
 namespace {
 std::string describe(const char* what, const std::string& name, const dns::Answer& a) {
     std::string s = std::string(what) + " " + name + ": ";
-    if (a.failed()) return s + "FAILED (" + sanitize(a.why, 120) + ") [" + dns::security_name(a.security) + "]";
+    if (a.failed())
+        return s + "FAILED (" + sanitize(a.why, 120) + ") [" + dns::security_name(a.security) + "]";
     s += dns::status_name(a.status);
-    if (a.status == dns::Answer::Status::Ok) s += ", " + std::to_string(a.rdata.size()) + " record(s)";
+    if (a.status == dns::Answer::Status::Ok)
+        s += ", " + std::to_string(a.rdata.size()) + " record(s)";
     return s + " [" + dns::security_name(a.security) + "]";
 }
 
@@ -70,7 +83,8 @@ void min_ttl(Outcome& o, const dns::Answer& a) {
 }
 }  // namespace
 
-Outcome evaluate(const std::string& domain, const dns::Answer& mx, const std::vector<HostAnswers>& hosts) {
+Outcome evaluate(const std::string& domain, const dns::Answer& mx,
+                 const std::vector<HostAnswers>& hosts) {
     Outcome o;
     min_ttl(o, mx);
     if (mx.failed()) {
@@ -98,25 +112,30 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx, const std::ve
             if (addr->failed()) {
                 o.kind = Kind::Fail;
                 o.failure = *addr;
-                o.why = "DNS lookup of " + h.host + " addresses failed: " + sanitize(addr->why, 120);
+                o.why =
+                    "DNS lookup of " + h.host + " addresses failed: " + sanitize(addr->why, 120);
                 return o;
             }
             min_ttl(o, *addr);
         }
         dns::Security addr_sec = dns::weakest(h.a.security, h.aaaa.security);
-        bool has_address = h.a.status == dns::Answer::Status::Ok || h.aaaa.status == dns::Answer::Status::Ok;
+        bool has_address =
+            h.a.status == dns::Answer::Status::Ok || h.aaaa.status == dns::Answer::Status::Ok;
         if (!has_address || addr_sec != dns::Security::Secure) {
-            uncovered.push_back(h.host + (has_address ? " (addresses not signed)" : " (no address)"));
+            uncovered.push_back(h.host +
+                                (has_address ? " (addresses not signed)" : " (no address)"));
             continue;  // RFC 7672 2.2.2: no DANE for this host
         }
         const dns::Answer* tlsa = &h.tlsa;
         std::string tlsa_owner = tlsa_name(h.host);
         if (h.expanded_queried) {
-            o.notes.push_back(describe("TLSA", tlsa_name(h.expanded), h.tlsa_expanded) + " (CNAME target)");
+            o.notes.push_back(describe("TLSA", tlsa_name(h.expanded), h.tlsa_expanded) +
+                              " (CNAME target)");
             if (h.tlsa_expanded.failed()) {
                 o.kind = Kind::Fail;
                 o.failure = h.tlsa_expanded;
-                o.why = "DNS lookup of " + tlsa_name(h.expanded) + " TLSA failed: " + sanitize(h.tlsa_expanded.why, 120);
+                o.why = "DNS lookup of " + tlsa_name(h.expanded) +
+                        " TLSA failed: " + sanitize(h.tlsa_expanded.why, 120);
                 return o;
             }
             if (h.tlsa_expanded.status == dns::Answer::Status::Ok) {
@@ -140,23 +159,29 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx, const std::ve
         for (const auto& rd : tlsa->rdata) {
             auto t = parse_tlsa(rd);
             if (!t) continue;
-            o.notes.push_back("  TLSA " + tlsa_owner + " " + t->text() + (t->usable() ? " (usable)" : " (unusable for SMTP)"));
+            o.notes.push_back("  TLSA " + tlsa_owner + " " + t->text() +
+                              (t->usable() ? " (usable)" : " (unusable for SMTP)"));
             usable = usable || t->usable();
         }
-        if (usable) ++covered;
-        else uncovered.push_back(h.host + " (only unusable TLSA)");
+        if (usable)
+            ++covered;
+        else
+            uncovered.push_back(h.host + " (only unusable TLSA)");
     }
     if (covered == hosts.size()) {
         o.kind = Kind::DaneOnly;
         o.why = "DNSSEC-signed MX and usable TLSA for every MX host";
     } else if (with_tlsa > 0) {
         o.kind = Kind::Dane;
-        o.why = "DNSSEC-signed MX with TLSA for " + std::to_string(with_tlsa) + " of " + std::to_string(hosts.size()) +
-                " MX hosts; Postfix applies DANE per host (not covered: " + [&] {
+        o.why = "DNSSEC-signed MX with TLSA for " + std::to_string(with_tlsa) + " of " +
+                std::to_string(hosts.size()) +
+                " MX hosts; Postfix applies DANE per host (not covered: " +
+                [&] {
                     std::string s;
                     for (const auto& u : uncovered) s += (s.empty() ? "" : ", ") + u;
                     return s;
-                }() + ")";
+                }() +
+                ")";
     } else {
         o.why = "DNSSEC-signed MX but no TLSA records: DANE does not apply";
     }

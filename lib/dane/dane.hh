@@ -4,8 +4,9 @@
 //
 //   MX RRset secure, every MX host has secure addresses and a usable TLSA RRset -> dane-only
 //   MX RRset secure, some TLSA exists (partial, or only unusable records)       -> dane
-//   MX RRset secure without any TLSA, or MX RRset insecure                      -> none (MTA-STS may apply)
-//   any bogus answer, SERVFAIL or timeout on the way                            -> fail (TEMP)
+//   MX RRset secure without any TLSA, or MX RRset insecure                      -> none (MTA-STS
+//   may apply) any bogus answer, SERVFAIL or timeout on the way                            -> fail
+//   (TEMP)
 //
 // Usable (RFC 7672 3.1): usage 2 (DANE-TA) or 3 (DANE-EE), selector 0 or 1, matching type 0
 // (non-empty), 1 (32 octets) or 2 (64 octets). TLSA of a host whose address records are not
@@ -51,13 +52,14 @@ const char* kind_name(Kind k);
 struct Outcome {
     Kind kind = Kind::None;
     std::string why;
-    dns::Answer failure;              // Fail: the answer that failed (its class picks the reply)
-    std::uint32_t ttl = 0;            // smallest TTL of the answers used
-    std::vector<std::string> notes;   // one line per record and state, for `strictmx query`
+    dns::Answer failure;             // Fail: the answer that failed (its class picks the reply)
+    std::uint32_t ttl = 0;           // smallest TTL of the answers used
+    std::vector<std::string> notes;  // one line per record and state, for `strictmx query`
 };
 
 // mx: the domain's MX answer (already known to be usable); hosts: the MX hosts in preference
 // order (the domain itself for an implicit MX) with their answers.
-Outcome evaluate(const std::string& domain, const dns::Answer& mx, const std::vector<HostAnswers>& hosts);
+Outcome evaluate(const std::string& domain, const dns::Answer& mx,
+                 const std::vector<HostAnswers>& hosts);
 
 }  // namespace strictmx::dane

@@ -45,8 +45,9 @@ std::string to_alabel(std::string_view name) {
     if (ascii) return to_lower(name);
     std::string in(name);
     char* out = nullptr;
-    int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()),
-                            reinterpret_cast<uint8_t**>(&out), IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    int rc =
+        idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()),
+                       reinterpret_cast<uint8_t**>(&out), IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
     if (rc != IDN2_OK || out == nullptr) {
         if (out) idn2_free(out);
         return {};

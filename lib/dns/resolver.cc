@@ -8,33 +8,48 @@ namespace strictmx::dns {
 
 const char* security_name(Security s) {
     switch (s) {
-        case Security::Secure: return "secure";
-        case Security::Insecure: return "insecure";
-        case Security::Bogus: return "bogus";
-        case Security::Indeterminate: return "indeterminate";
+        case Security::Secure:
+            return "secure";
+        case Security::Insecure:
+            return "insecure";
+        case Security::Bogus:
+            return "bogus";
+        case Security::Indeterminate:
+            return "indeterminate";
     }
     return "indeterminate";
 }
 
-Security weakest(Security a, Security b) { return a < b ? a : b; }
+Security weakest(Security a, Security b) {
+    return a < b ? a : b;
+}
 
 const char* type_name(std::uint16_t type) {
     switch (type) {
-        case rrtype::A: return "A";
-        case rrtype::MX: return "MX";
-        case rrtype::TXT: return "TXT";
-        case rrtype::AAAA: return "AAAA";
-        case rrtype::TLSA: return "TLSA";
+        case rrtype::A:
+            return "A";
+        case rrtype::MX:
+            return "MX";
+        case rrtype::TXT:
+            return "TXT";
+        case rrtype::AAAA:
+            return "AAAA";
+        case rrtype::TLSA:
+            return "TLSA";
     }
     return "TYPE?";
 }
 
 const char* status_name(Answer::Status s) {
     switch (s) {
-        case Answer::Status::Ok: return "ok";
-        case Answer::Status::NoData: return "nodata";
-        case Answer::Status::NxDomain: return "nxdomain";
-        case Answer::Status::Fail: return "fail";
+        case Answer::Status::Ok:
+            return "ok";
+        case Answer::Status::NoData:
+            return "nodata";
+        case Answer::Status::NxDomain:
+            return "nxdomain";
+        case Answer::Status::Fail:
+            return "fail";
     }
     return "fail";
 }

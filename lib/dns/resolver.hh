@@ -41,7 +41,7 @@ struct Answer {
 const char* status_name(Answer::Status s);
 
 class Resolver {
-public:
+  public:
     using Callback = std::function<void(Answer)>;
     virtual ~Resolver() = default;
     // The callback runs later on the owner's event loop, never from inside resolve().

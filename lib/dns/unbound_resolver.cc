@@ -32,8 +32,10 @@ UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
     : base_(base), ctx_(ub_ctx_create()), timeout_ms_(opts.timeout_ms) {
     if (!ctx_) throw std::runtime_error("ub_ctx_create failed");
     check(ub_ctx_async(ctx_.get(), 1), "ub_ctx_async");
-    if (!opts.config_file.empty()) check(ub_ctx_config(ctx_.get(), opts.config_file.c_str()), "ub_ctx_config");
-    for (const auto& f : opts.forwarders) check(ub_ctx_set_fwd(ctx_.get(), f.c_str()), "ub_ctx_set_fwd");
+    if (!opts.config_file.empty())
+        check(ub_ctx_config(ctx_.get(), opts.config_file.c_str()), "ub_ctx_config");
+    for (const auto& f : opts.forwarders)
+        check(ub_ctx_set_fwd(ctx_.get(), f.c_str()), "ub_ctx_set_fwd");
     if (!opts.trust_anchor_file.empty())
         check(ub_ctx_add_ta_autr(ctx_.get(), opts.trust_anchor_file.c_str()), "ub_ctx_add_ta_autr");
     read_ev_.reset(event_new(base_, ub_fd(ctx_.get()), EV_READ | EV_PERSIST, &on_readable, this));
@@ -56,7 +58,8 @@ void UnboundResolver::resolve(const std::string& name, std::uint16_t type, Callb
     p->type = type;
     p->cb = std::move(cb);
     pending_.emplace(p, std::move(owned));
-    int rc = ub_resolve_async(ctx_.get(), name.c_str(), type, 1 /* IN */, p, &on_result, &p->async_id);
+    int rc =
+        ub_resolve_async(ctx_.get(), name.c_str(), type, 1 /* IN */, p, &on_result, &p->async_id);
     if (rc != 0) {
         p->async_id = 0;
         Answer a;

@@ -21,7 +21,7 @@ struct UnboundOptions {
 };
 
 class UnboundResolver final : public Resolver {
-public:
+  public:
     // Throws std::runtime_error on configuration errors (start-up only).
     UnboundResolver(event_base* base, const UnboundOptions& opts);
     ~UnboundResolver() override;
@@ -30,7 +30,7 @@ public:
 
     void resolve(const std::string& name, std::uint16_t type, Callback cb) override;
 
-private:
+  private:
     struct Pending;
     static void on_result(void* arg, int err, ub_result* result) noexcept;
     static void on_readable(evutil_socket_t, short, void* arg) noexcept;

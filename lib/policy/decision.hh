@@ -33,8 +33,9 @@ struct Decision {
 
 struct Profile {
     std::string name;
-    bool servername = true;    // Postfix >= 3.4: servername=hostname
-    bool tlsrpt = false;       // Postfix >= 3.10: policy_type, policy_domain, policy_string, mx_host_pattern
+    bool servername = true;  // Postfix >= 3.4: servername=hostname
+    bool tlsrpt =
+        false;  // Postfix >= 3.10: policy_type, policy_domain, policy_string, mx_host_pattern
     bool strict_testing = false;  // treat mode: testing as enforce
 };
 
@@ -66,6 +67,7 @@ std::string render_exim(const Decision& d, const Profile& profile);
 std::string exim_mxcheck(const Decision& d, const Profile& profile, std::string_view host);
 
 // The match= names described above (exposed for tests and `strictmx query`).
-std::vector<std::string> match_names(const sts::Policy& p, const std::vector<std::string>& mx_hosts);
+std::vector<std::string> match_names(const sts::Policy& p,
+                                     const std::vector<std::string>& mx_hosts);
 
 }  // namespace strictmx::policy

@@ -53,8 +53,8 @@ struct Engine::Job {
     Entry e;                      // working copy, written back when the job ends
     Trace* trace = nullptr;
     bool hosts_truncated = false;  // more MX hosts than max_mx_hosts: never dane-only
-    int queries = 0;     // DNS queries sent
-    int dns_rounds = 1;  // sequential DNS round trips (2 when MX hosts were queried)
+    int queries = 0;               // DNS queries sent
+    int dns_rounds = 1;            // sequential DNS round trips (2 when MX hosts were queried)
     bool fetched = false;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     void note(std::string s) {
@@ -620,7 +620,8 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     dane::Outcome o = dane::evaluate(domain, job->mx, job->hosts);
     if (o.kind == dane::Kind::DaneOnly && job->hosts_truncated) {
         o.kind = dane::Kind::Dane;
-        o.why = "DNSSEC-signed MX with usable TLSA for the first " + std::to_string(job->hosts.size()) +
+        o.why = "DNSSEC-signed MX with usable TLSA for the first " +
+                std::to_string(job->hosts.size()) +
                 " MX hosts; the others were not checked, so Postfix applies DANE per host";
     }
     for (auto& n : o.notes) job->note(std::move(n));
@@ -697,7 +698,8 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
 void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
     jobs_.erase(job->domain);
     job->note("decision: " + d.why);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->started);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - job->started);
     ++stats_.resolutions;
     stats_.dns_queries += static_cast<std::uint64_t>(job->queries);
     stats_.max_dns_rounds = std::max(stats_.max_dns_rounds, job->dns_rounds);
@@ -741,8 +743,9 @@ void Engine::schedule_failure(const std::string& domain, Entry& e, const std::st
     for (int i = 1; i < e.failures && delay < opts_.refresh_interval; ++i) delay *= 2;
     delay = std::min<std::int64_t>(delay, opts_.refresh_interval);
     e.next_refresh = jitter(now, static_cast<int>(delay));
-    log::warn("policy refresh failed, keeping the cached policy",
-              {{"domain", domain}, {"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
+    log::warn(
+        "policy refresh failed, keeping the cached policy",
+        {{"domain", domain}, {"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
 }
 
 void Engine::persist(const std::string& domain, const Entry& e) {

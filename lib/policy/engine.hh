@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -76,7 +76,7 @@ struct Entry {
 using Trace = std::vector<std::string>;
 
 class Engine {
-public:
+  public:
     using Callback = std::function<void(const Decision&)>;
     Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store, const Clock& clock,
            EngineOptions opts);
@@ -106,7 +106,7 @@ public:
     };
     const Stats& stats() const { return stats_; }
 
-private:
+  private:
     struct Job;
     void start(const std::string& domain, Trace* trace);
     void on_txt(const std::shared_ptr<Job>& job);
@@ -140,7 +140,7 @@ private:
         std::uint16_t failures = 0;
         std::int8_t dane_kind = -1;  // -1 unknown, else dane::Kind
         std::uint8_t fail_class = 0;
-        std::uint8_t flags = 0;      // 1 mx_known, 2 was_dane
+        std::uint8_t flags = 0;  // 1 mx_known, 2 was_dane
     };
     static Packed pack(const Entry& e);
     static Entry unpack(const Packed& p);

@@ -35,14 +35,18 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
         } else if (!seed_anchor && std::filesystem::exists(seed, ec)) {
             // Read-only use: validate with a temporary copy of the seed anchor (RFC 5011
             // updates need a writable file).
-            std::string tmp = (std::filesystem::temp_directory_path() / "strictmx-root.key").string();
-            std::filesystem::copy_file(seed, tmp, std::filesystem::copy_options::overwrite_existing, ec);
+            std::string tmp =
+                (std::filesystem::temp_directory_path() / "strictmx-root.key").string();
+            std::filesystem::copy_file(seed, tmp, std::filesystem::copy_options::overwrite_existing,
+                                       ec);
             if (!ec) o.trust_anchor_file = tmp;
         }
         if (o.trust_anchor_file.empty()) {
-            log::error("no root trust anchor: DNSSEC cannot be validated, DANE never applies and signed "
-                       "answers count as insecure (install dns-root-data or set resolver.trust_anchor_file)",
-                       {{"path", ta}});
+            log::error(
+                "no root trust anchor: DNSSEC cannot be validated, DANE never applies and signed "
+                "answers count as insecure (install dns-root-data or set "
+                "resolver.trust_anchor_file)",
+                {{"path", ta}});
         }
     }
     return o;
@@ -58,7 +62,8 @@ sts::CurlOptions fetcher_options(const config::Config& c) {
     return o;
 }
 
-std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config& c, bool persistent) {
+std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config& c,
+                                         bool persistent) {
     auto rt = std::make_unique<Runtime>();
     rt->base = base;
     rt->resolver = std::make_unique<dns::UnboundResolver>(base, resolver_options(c, persistent));

@@ -31,7 +31,8 @@ struct Runtime {
 
     // Throws std::runtime_error on configuration problems. With `persistent` false the engine
     // writes nothing (strictmx query).
-    static std::unique_ptr<Runtime> create(event_base* base, const config::Config& c, bool persistent);
+    static std::unique_ptr<Runtime> create(event_base* base, const config::Config& c,
+                                           bool persistent);
     // persistent = false also leaves the state directory untouched.
     ~Runtime();
 };

@@ -18,8 +18,10 @@ std::string socketmap_payload(const Reply& r) {
                 return "TEMP policy answer longer than the socketmap reply limit";
             return out;
         }
-        case Reply::Kind::NotFound: return "NOTFOUND ";
-        case Reply::Kind::Temp: return "TEMP " + sanitize(r.text, 400);
+        case Reply::Kind::NotFound:
+            return "NOTFOUND ";
+        case Reply::Kind::Temp:
+            return "TEMP " + sanitize(r.text, 400);
     }
     return "TEMP internal error";
 }
@@ -29,8 +31,10 @@ std::string tcp_table_line(const Reply& r) {
         case Reply::Kind::Ok:
             if (auto line = tcp_table::reply(200, r.text)) return *line;
             return *tcp_table::reply(400, "policy answer longer than the tcp_table reply limit");
-        case Reply::Kind::NotFound: return *tcp_table::reply(500, "not found");
-        case Reply::Kind::Temp: return *tcp_table::reply(400, sanitize(r.text, 400));
+        case Reply::Kind::NotFound:
+            return *tcp_table::reply(500, "not found");
+        case Reply::Kind::Temp:
+            return *tcp_table::reply(400, sanitize(r.text, 400));
     }
     return *tcp_table::reply(400, "internal error");
 }
@@ -50,15 +54,19 @@ std::string Service::exim_deadline_reply() {
 namespace {
 const char* reply_word(Reply::Kind k) {
     switch (k) {
-        case Reply::Kind::Ok: return "OK";
-        case Reply::Kind::NotFound: return "NOTFOUND";
-        case Reply::Kind::Temp: return "TEMP";
+        case Reply::Kind::Ok:
+            return "OK";
+        case Reply::Kind::NotFound:
+            return "NOTFOUND";
+        case Reply::Kind::Temp:
+            return "TEMP";
     }
     return "?";
 }
 }  // namespace
 
-void Service::decide(const std::string& raw_key, const Profile& profile, std::function<void(Reply)> done) {
+void Service::decide(const std::string& raw_key, const Profile& profile,
+                     std::function<void(Reply)> done) {
     dns::Key key = dns::classify_key(raw_key);
     if (key.kind != dns::KeyKind::Domain) {
         log::debug("no policy for key", {{"key", raw_key}, {"why", key.why}});
@@ -69,11 +77,12 @@ void Service::decide(const std::string& raw_key, const Profile& profile, std::fu
     engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
         const Profile* p = find_profile(profile_name);
         Reply r = render(d, *p);
-        log::info("decision", {{"domain", d.domain},
-                               {"profile", profile_name},
-                               {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
-                               {"source", d.source},
-                               {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
+        log::info("decision",
+                  {{"domain", d.domain},
+                   {"profile", profile_name},
+                   {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
+                   {"source", d.source},
+                   {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
         done(std::move(r));
     });
 }
@@ -120,7 +129,9 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
         return;
     }
     log::warn("malformed exim request", {{"request", line}});
-    reply("level=tempfail reason=\"malformed request: expected 'query DOMAIN' or 'mxcheck DOMAIN HOST'\"\n");
+    reply(
+        "level=tempfail reason=\"malformed request: expected 'query DOMAIN' or 'mxcheck DOMAIN "
+        "HOST'\"\n");
 }
 
 void Service::socketmap(std::string_view payload, ReplyFn reply) {
@@ -134,8 +145,10 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
     const Profile* profile = find_profile(name);
     if (!profile) {
         if (unknown_names_logged_.size() < 100 && unknown_names_logged_.insert(name).second)
-            log::warn("unknown socketmap name, answering NOTFOUND; known: postfix, postfix-tlsrpt, strict, strict-tlsrpt",
-                      {{"name", name}});
+            log::warn(
+                "unknown socketmap name, answering NOTFOUND; known: postfix, postfix-tlsrpt, "
+                "strict, strict-tlsrpt",
+                {{"name", name}});
         reply("NOTFOUND ");
         return;
     }

@@ -13,7 +13,7 @@
 namespace strictmx::policy {
 
 class Service {
-public:
+  public:
     explicit Service(Engine& engine) : engine_(engine) {}
 
     using ReplyFn = std::function<void(std::string)>;
@@ -34,13 +34,14 @@ public:
     static std::string exim_deadline_reply();
 
     // Shared by both protocols: decide and render for a raw key.
-    void decide(const std::string& raw_key, const Profile& profile, std::function<void(Reply)> done);
+    void decide(const std::string& raw_key, const Profile& profile,
+                std::function<void(Reply)> done);
     // The same with the decision itself (Exim renders it its own way). `log_answer` writes
     // the decision line.
     void decide_raw(const std::string& raw_key, const Profile& profile,
                     std::function<void(const Decision*)> done);
 
-private:
+  private:
     Engine& engine_;
     std::set<std::string> unknown_names_logged_;
 };

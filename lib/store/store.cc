@@ -60,10 +60,12 @@ SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
     bad_file = false;
     auto file_error = [&](int rc) {
         int primary = rc & 0xff;
-        bad_file = primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_FORMAT;
+        bad_file =
+            primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || primary == SQLITE_FORMAT;
     };
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
     SqlitePtr db(raw);
     if (rc != SQLITE_OK) {
         why = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
@@ -92,12 +94,12 @@ SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
     }
     check.reset();
     // Another schema version (an older release's file): start afresh, it is only a cache.
-    if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key='schema_version'", -1, &st, nullptr) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(db.get(), "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
+                           nullptr) == SQLITE_OK) {
         SqliteStmtPtr ver(st);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != kSchemaVersion) {
-            why = "schema version " + std::to_string(sqlite3_column_int(st, 0)) + ", this release uses " +
-                  std::to_string(kSchemaVersion);
+            why = "schema version " + std::to_string(sqlite3_column_int(st, 0)) +
+                  ", this release uses " + std::to_string(kSchemaVersion);
             bad_file = true;
             return nullptr;
         }
@@ -118,7 +120,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
     std::string why;
     bool bad_file = false;
     SqlitePtr db = try_open(path, why, bad_file);
-    struct stat st{};
+    struct stat st {};
     if (!db && bad_file && ::stat(path.c_str(), &st) == 0) {
         std::string aside = path + ".corrupt-" + std::to_string(now);
         if (std::rename(path.c_str(), aside.c_str()) == 0) {
@@ -134,7 +136,8 @@ std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
     }
     bool persistent = true;
     if (!db) {
-        log::error("cannot create cache database, caching in memory only", {{"path", path}, {"error", why}});
+        log::error("cannot create cache database, caching in memory only",
+                   {{"path", path}, {"error", why}});
         db = try_open(":memory:", why, bad_file);
         persistent = false;
         if (!db) return nullptr;
@@ -156,21 +159,24 @@ std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
 
 bool Store::prepare() {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_.get(),
-                           "INSERT OR REPLACE INTO domains(domain, has_policy, txt_id, policy, fetched_at,"
-                           " expires_at, next_refresh, failures, last_error, mx_hosts, mx_expires,"
-                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                           -1, &st, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db_.get(),
+            "INSERT OR REPLACE INTO domains(domain, has_policy, txt_id, policy, fetched_at,"
+            " expires_at, next_refresh, failures, last_error, mx_hosts, mx_expires,"
+            " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            -1, &st, nullptr) != SQLITE_OK)
         return false;
     put_stmt_.reset(st);
-    if (sqlite3_prepare_v2(db_.get(), "DELETE FROM domains WHERE domain = ?1", -1, &st, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db_.get(), "DELETE FROM domains WHERE domain = ?1", -1, &st, nullptr) !=
+        SQLITE_OK)
         return false;
     erase_stmt_.reset(st);
     if (sqlite3_prepare_v2(db_.get(),
                            "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
                            " next_refresh, failures, last_error, mx_hosts, mx_expires,"
-                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains WHERE domain = ?1",
+                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM "
+                           "domains WHERE domain = ?1",
                            -1, &st, nullptr) != SQLITE_OK)
         return false;
     get_stmt_.reset(st);
@@ -180,7 +186,8 @@ bool Store::prepare() {
 namespace {
 std::string col_text(sqlite3_stmt* st, int i) {
     const unsigned char* t = sqlite3_column_text(st, i);
-    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(sqlite3_column_bytes(st, i)))
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<std::size_t>(sqlite3_column_bytes(st, i)))
              : std::string();
 }
 
@@ -214,18 +221,20 @@ std::vector<StsRow> Store::load_all() {
 
 void Store::for_each(const std::function<void(StsRow&&)>& fn) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_.get(),
-                           "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
-                           " next_refresh, failures, last_error, mx_hosts, mx_expires,"
-                           " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains",
-                           -1, &st, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db_.get(),
+            "SELECT domain, has_policy, txt_id, policy, fetched_at, expires_at,"
+            " next_refresh, failures, last_error, mx_hosts, mx_expires,"
+            " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains",
+            -1, &st, nullptr) != SQLITE_OK) {
         log::error("cannot read cache", {{"error", sqlite3_errmsg(db_.get())}});
         return;
     }
     SqliteStmtPtr guard(st);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) fn(read_row(st));
-    if (rc != SQLITE_DONE) log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
+    if (rc != SQLITE_DONE)
+        log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
 }
 
 std::optional<StsRow> Store::get(const std::string& domain) {
@@ -249,13 +258,16 @@ bool Store::put(const StsRow& r) {
     sqlite3_bind_int64(st, 6, r.expires_at);
     sqlite3_bind_int64(st, 7, r.next_refresh);
     sqlite3_bind_int(st, 8, r.failures);
-    sqlite3_bind_text(st, 9, r.last_error.data(), static_cast<int>(r.last_error.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 10, r.mx_hosts.data(), static_cast<int>(r.mx_hosts.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 9, r.last_error.data(), static_cast<int>(r.last_error.size()),
+                      SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 10, r.mx_hosts.data(), static_cast<int>(r.mx_hosts.size()),
+                      SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 11, r.mx_expires);
     sqlite3_bind_int(st, 12, r.dane_kind);
     sqlite3_bind_int64(st, 13, r.dane_expires);
     sqlite3_bind_int64(st, 14, r.dane_refresh);
-    sqlite3_bind_text(st, 15, r.dane_why.data(), static_cast<int>(r.dane_why.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 15, r.dane_why.data(), static_cast<int>(r.dane_why.size()),
+                      SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 16, r.dane_fail_class);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -267,8 +279,12 @@ bool Store::put(const StsRow& r) {
     return true;
 }
 
-bool Store::begin() { return exec(db_.get(), "BEGIN"); }
-bool Store::commit() { return exec(db_.get(), "COMMIT"); }
+bool Store::begin() {
+    return exec(db_.get(), "BEGIN");
+}
+bool Store::commit() {
+    return exec(db_.get(), "COMMIT");
+}
 
 bool Store::erase(const std::string& domain) {
     sqlite3_stmt* st = erase_stmt_.get();

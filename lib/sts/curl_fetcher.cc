@@ -56,7 +56,8 @@ CurlFetcher::~CurlFetcher() {
     transfers_.clear();
 }
 
-std::size_t CurlFetcher::on_body(char* data, std::size_t size, std::size_t n, void* userp) noexcept {
+std::size_t CurlFetcher::on_body(char* data, std::size_t size, std::size_t n,
+                                 void* userp) noexcept {
     auto* t = static_cast<Transfer*>(userp);
     std::size_t len = size * n;
     if (t->body.size() + len > kMaxPolicyBytes) {
@@ -200,9 +201,11 @@ void CurlFetcher::drain() {
             if (t->errbuf[0]) r.why += std::string(": ") + t->errbuf;
         } else if (r.http_status != 200) {
             r.why = "HTTP status " + std::to_string(r.http_status) +
-                    (r.http_status >= 300 && r.http_status < 400 ? " (redirects are not followed)" : "");
+                    (r.http_status >= 300 && r.http_status < 400 ? " (redirects are not followed)"
+                                                                 : "");
         } else if (!is_text_plain(ctype)) {
-            r.why = std::string("media type is not text/plain: ") + sanitize(ctype ? ctype : "(none)", 80);
+            r.why = std::string("media type is not text/plain: ") +
+                    sanitize(ctype ? ctype : "(none)", 80);
         } else {
             r.status = FetchResult::Status::Ok;
             r.body = std::move(t->body);

@@ -23,7 +23,7 @@ struct CurlOptions {
 };
 
 class CurlFetcher final : public Fetcher {
-public:
+  public:
     CurlFetcher(event_base* base, CurlOptions opts);
     ~CurlFetcher() override;
     CurlFetcher(const CurlFetcher&) = delete;
@@ -31,7 +31,7 @@ public:
 
     void fetch(const std::string& domain, Callback cb) override;
 
-private:
+  private:
     struct Transfer;
     struct SocketWatch;
     static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) noexcept;

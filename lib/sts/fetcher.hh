@@ -16,7 +16,7 @@ struct FetchResult {
 };
 
 class Fetcher {
-public:
+  public:
     using Callback = std::function<void(FetchResult)>;
     virtual ~Fetcher() = default;
     // The callback runs later on the owner's event loop, never from inside fetch().

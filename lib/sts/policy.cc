@@ -11,9 +11,12 @@ namespace strictmx::sts {
 
 const char* mode_name(Mode m) {
     switch (m) {
-        case Mode::Enforce: return "enforce";
-        case Mode::Testing: return "testing";
-        case Mode::None: return "none";
+        case Mode::Enforce:
+            return "enforce";
+        case Mode::Testing:
+            return "testing";
+        case Mode::None:
+            return "none";
     }
     return "none";
 }
@@ -61,8 +64,8 @@ bool policy_allows(const Policy& p, std::string_view host) {
 
 namespace {
 bool is_key_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
 }
 }  // namespace
 
@@ -88,8 +91,7 @@ Result<Policy> parse_policy(std::string_view body) {
         std::string_view key = line.substr(0, colon);
         std::string_view value = trim(line.substr(colon + 1));
         for (char c : key) {
-            if (!is_key_char(c))
-                return invalid("line " + std::to_string(lineno) + ": bad key");
+            if (!is_key_char(c)) return invalid("line " + std::to_string(lineno) + ": bad key");
         }
         // Section 3.2: "If any non-mx fields are duplicated, all entries except for the
         // first SHOULD be ignored."
@@ -100,10 +102,14 @@ Result<Policy> parse_policy(std::string_view body) {
             if (value != "STSv1") return invalid("version is not STSv1");
             have_version = true;
         } else if (key == "mode") {
-            if (value == "enforce") p.mode = Mode::Enforce;
-            else if (value == "testing") p.mode = Mode::Testing;
-            else if (value == "none") p.mode = Mode::None;
-            else return invalid("mode is not enforce, testing or none");
+            if (value == "enforce")
+                p.mode = Mode::Enforce;
+            else if (value == "testing")
+                p.mode = Mode::Testing;
+            else if (value == "none")
+                p.mode = Mode::None;
+            else
+                return invalid("mode is not enforce, testing or none");
             have_mode = true;
         } else if (key == "max_age") {
             if (value.empty() || value.size() > 10) return invalid("max_age is not 1-10 digits");
@@ -116,9 +122,11 @@ Result<Policy> parse_policy(std::string_view body) {
             have_max_age = true;
         } else if (key == "mx") {
             if (!is_mx_pattern(value))
-                return invalid("mx pattern is not a host name or *.host name: " + sanitize(value, 80));
+                return invalid("mx pattern is not a host name or *.host name: " +
+                               sanitize(value, 80));
             std::string pat = to_lower(value);
-            if (std::find(p.mx.begin(), p.mx.end(), pat) == p.mx.end()) p.mx.push_back(std::move(pat));
+            if (std::find(p.mx.begin(), p.mx.end(), pat) == p.mx.end())
+                p.mx.push_back(std::move(pat));
         }
         // Unknown keys are ignored (section 3.2).
     }

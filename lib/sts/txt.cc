@@ -9,7 +9,9 @@ namespace {
 bool is_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 bool starts_as_sts(std::string_view r) {
     constexpr std::string_view kVersion = "v=STSv1";

@@ -6,6 +6,8 @@
 
 namespace strictmx {
 
-UnixTime SystemClock::now() const { return static_cast<UnixTime>(std::time(nullptr)); }
+UnixTime SystemClock::now() const {
+    return static_cast<UnixTime>(std::time(nullptr));
+}
 
 }  // namespace strictmx

@@ -33,7 +33,7 @@ using EventPtr = std::unique_ptr<event, CDeleter<event_free>>;
 
 // A move-only file descriptor. Never converts to int implicitly.
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) noexcept : fd_(fd) {}
     Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -56,7 +56,7 @@ public:
         fd_ = -1;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 

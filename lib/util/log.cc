@@ -17,20 +17,28 @@ std::string g_ident = "strictmx";
 
 int syslog_priority(Level l) {
     switch (l) {
-        case Level::Error: return LOG_ERR;
-        case Level::Warning: return LOG_WARNING;
-        case Level::Info: return LOG_INFO;
-        case Level::Debug: return LOG_DEBUG;
+        case Level::Error:
+            return LOG_ERR;
+        case Level::Warning:
+            return LOG_WARNING;
+        case Level::Info:
+            return LOG_INFO;
+        case Level::Debug:
+            return LOG_DEBUG;
     }
     return LOG_INFO;
 }
 
 const char* level_name(Level l) {
     switch (l) {
-        case Level::Error: return "error";
-        case Level::Warning: return "warning";
-        case Level::Info: return "info";
-        case Level::Debug: return "debug";
+        case Level::Error:
+            return "error";
+        case Level::Warning:
+            return "warning";
+        case Level::Info:
+            return "info";
+        case Level::Debug:
+            return "debug";
     }
     return "info";
 }
@@ -43,7 +51,9 @@ void init(std::string_view ident, bool use_syslog, int verbosity) {
     if (g_syslog) openlog(g_ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
-bool enabled(Level level) { return static_cast<int>(level) <= g_verbosity; }
+bool enabled(Level level) {
+    return static_cast<int>(level) <= g_verbosity;
+}
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {
     if (!enabled(level)) return;

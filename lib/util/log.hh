@@ -17,10 +17,18 @@ void init(std::string_view ident, bool use_syslog, int verbosity);
 using Field = std::pair<std::string_view, std::string_view>;
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 
-inline void error(std::string_view m, std::initializer_list<Field> f = {}) { emit(Level::Error, m, f); }
-inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { emit(Level::Warning, m, f); }
-inline void info(std::string_view m, std::initializer_list<Field> f = {}) { emit(Level::Info, m, f); }
-inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { emit(Level::Debug, m, f); }
+inline void error(std::string_view m, std::initializer_list<Field> f = {}) {
+    emit(Level::Error, m, f);
+}
+inline void warn(std::string_view m, std::initializer_list<Field> f = {}) {
+    emit(Level::Warning, m, f);
+}
+inline void info(std::string_view m, std::initializer_list<Field> f = {}) {
+    emit(Level::Info, m, f);
+}
+inline void debug(std::string_view m, std::initializer_list<Field> f = {}) {
+    emit(Level::Debug, m, f);
+}
 bool enabled(Level level);
 
 }  // namespace strictmx::log

@@ -21,7 +21,8 @@ void on_read(bufferevent* bev, void*) {
     for (;;) {
         std::size_t avail = evbuffer_get_length(in);
         if (avail == 0) return;
-        auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(avail)));
+        auto* data =
+            reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(avail)));
         auto r = strictmx::netstring::parse(std::string_view(data, avail));
         if (r.status == strictmx::netstring::ParseResult::Status::NeedMore) return;
         if (r.status == strictmx::netstring::ParseResult::Status::Malformed) {
@@ -33,9 +34,12 @@ void on_read(bufferevent* bev, void*) {
         bufferevent_write(bev, reply.data(), reply.size());
     }
 }
-void on_event(bufferevent* bev, short, void*) { bufferevent_free(bev); }
+void on_event(bufferevent* bev, short, void*) {
+    bufferevent_free(bev);
+}
 void on_accept(evconnlistener* l, evutil_socket_t fd, sockaddr*, int, void*) {
-    bufferevent* bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent* bev =
+        bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(bev, on_read, nullptr, on_event, nullptr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -47,9 +51,11 @@ int main(int argc, char** argv) {
     event_base* base = event_base_new();
     sockaddr_storage ss{};
     int len = sizeof ss;
-    if (evutil_parse_sockaddr_port(addr.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 2;
-    evconnlistener* l = evconnlistener_new_bind(base, on_accept, nullptr, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                                128, reinterpret_cast<sockaddr*>(&ss), len);
+    if (evutil_parse_sockaddr_port(addr.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return 2;
+    evconnlistener* l =
+        evconnlistener_new_bind(base, on_accept, nullptr, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                128, reinterpret_cast<sockaddr*>(&ss), len);
     if (!l) {
         std::perror("listen");
         return 1;

@@ -9,7 +9,8 @@
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: strictmx-bench-fill DB N [PATTERN (default d%%d.bench.test)]\n");
+        std::fprintf(stderr,
+                     "usage: strictmx-bench-fill DB N [PATTERN (default d%%d.bench.test)]\n");
         return 2;
     }
     std::string path = argv[1];
@@ -26,7 +27,8 @@ int main(int argc, char** argv) {
         r.domain = name;
         r.has_policy = true;
         r.txt_id = "bench1";
-        r.policy = "version: STSv1\nmode: enforce\nmx: mx1." + r.domain + "\nmx: *.pool." + r.domain + "\nmax_age: 31557600\n";
+        r.policy = "version: STSv1\nmode: enforce\nmx: mx1." + r.domain + "\nmx: *.pool." +
+                   r.domain + "\nmax_age: 31557600\n";
         r.fetched_at = now;
         r.expires_at = now + 31'557'600;
         r.next_refresh = now + 31'557'600;

@@ -110,7 +110,8 @@ long peak_rss_kb(long pid) {
 
 void usage() {
     std::fputs(
-        "usage: strictmx-loadgen [--address inet:HOST:PORT|unix:PATH] [--proto socketmap|tcp_table]\n"
+        "usage: strictmx-loadgen [--address inet:HOST:PORT|unix:PATH] [--proto "
+        "socketmap|tcp_table]\n"
         "       [--name MAPNAME] [--connections N] [--duration SECONDS] [--requests N]\n"
         "       [--domains N] [--pattern FMT] [--keys FILE] [--parent-probe] [--pid SERVERPID]\n",
         stderr);
@@ -129,17 +130,28 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--address") o.address = next();
-        else if (a == "--proto") o.proto = next();
-        else if (a == "--name") o.name = next();
-        else if (a == "--connections") o.connections = std::stoi(next());
-        else if (a == "--duration") o.duration = std::stod(next());
-        else if (a == "--requests") o.max_requests = std::stol(next());
-        else if (a == "--domains") o.domains = std::stoi(next());
-        else if (a == "--pattern") o.pattern = next();
-        else if (a == "--keys") o.keys_file = next();
-        else if (a == "--parent-probe") o.parent_probe = true;
-        else if (a == "--pid") o.pid = std::stol(next());
+        if (a == "--address")
+            o.address = next();
+        else if (a == "--proto")
+            o.proto = next();
+        else if (a == "--name")
+            o.name = next();
+        else if (a == "--connections")
+            o.connections = std::stoi(next());
+        else if (a == "--duration")
+            o.duration = std::stod(next());
+        else if (a == "--requests")
+            o.max_requests = std::stol(next());
+        else if (a == "--domains")
+            o.domains = std::stoi(next());
+        else if (a == "--pattern")
+            o.pattern = next();
+        else if (a == "--keys")
+            o.keys_file = next();
+        else if (a == "--parent-probe")
+            o.parent_probe = true;
+        else if (a == "--pid")
+            o.pid = std::stol(next());
         else {
             usage();
             return 2;
@@ -163,7 +175,8 @@ int main(int argc, char** argv) {
     requests.reserve(keys.size());
     for (const auto& k : keys) {
         std::string key = o.parent_probe ? "." + k : k;
-        requests.push_back(socketmap ? strictmx::netstring::encode(o.name + " " + key) : "get " + key + "\n");
+        requests.push_back(socketmap ? strictmx::netstring::encode(o.name + " " + key)
+                                     : "get " + key + "\n");
     }
 
     std::atomic<bool> stop{false};
@@ -219,13 +232,15 @@ int main(int argc, char** argv) {
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) {
         if (all.empty()) return 0.0;
-        return all[std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())))];
+        return all[std::min(all.size() - 1,
+                            static_cast<std::size_t>(p * static_cast<double>(all.size())))];
     };
     std::printf(
-        "lookups=%zu seconds=%.2f lookups_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f ok_replies=%ld errors=%ld"
+        "lookups=%zu seconds=%.2f lookups_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+        "ok_replies=%ld errors=%ld"
         " connections=%d keys=%zu",
-        all.size(), secs, static_cast<double>(all.size()) / secs, pct(0.5), pct(0.99), pct(0.999), oks, errs,
-        o.connections, keys.size());
+        all.size(), secs, static_cast<double>(all.size()) / secs, pct(0.5), pct(0.99), pct(0.999),
+        oks, errs, o.connections, keys.size());
     if (o.pid) std::printf(" server_peak_rss_kb=%ld", peak_rss_kb(o.pid));
     std::printf("\n");
     return errs > 0 && all.empty() ? 1 : 0;

@@ -17,6 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& mx : p->mx)
         if (mx.find_first_of(" :{}=") != std::string::npos) std::abort();
     auto again = strictmx::sts::parse_policy(p->text());
-    if (!again || again->mx != p->mx || again->mode != p->mode || again->max_age != p->max_age) std::abort();
+    if (!again || again->mx != p->mx || again->mode != p->mode || again->max_age != p->max_age)
+        std::abort();
     return 0;
 }

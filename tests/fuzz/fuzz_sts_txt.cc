@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r) {
         if (r->id.empty() || r->id.size() > 32) std::abort();
         for (char c : r->id)
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) std::abort();
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+                std::abort();
     }
     (void)strictmx::sts::select_txt({in, in});
     return 0;

@@ -42,11 +42,16 @@ int main(int argc, char** argv) {
                     case 0:
                         if (!m.empty()) m[rng() % m.size()] = static_cast<char>(rng() & 0xff);
                         break;
-                    case 1: m.insert(m.begin() + static_cast<long>(m.empty() ? 0 : rng() % m.size()), static_cast<char>(rng() & 0xff)); break;
+                    case 1:
+                        m.insert(m.begin() + static_cast<long>(m.empty() ? 0 : rng() % m.size()),
+                                 static_cast<char>(rng() & 0xff));
+                        break;
                     case 2:
                         if (!m.empty()) m.erase(m.begin() + static_cast<long>(rng() % m.size()));
                         break;
-                    case 3: m = m.substr(0, m.empty() ? 0 : rng() % m.size()); break;
+                    case 3:
+                        m = m.substr(0, m.empty() ? 0 : rng() % m.size());
+                        break;
                 }
             }
             LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(m.data()), m.size());

@@ -37,7 +37,8 @@ inline std::string txt_rdata(const std::string& s) {
     return std::string(1, static_cast<char>(s.size())) + s;
 }
 
-inline dns::Answer ok(std::vector<std::string> rdata, dns::Security sec = dns::Security::Secure, std::uint32_t ttl = 300) {
+inline dns::Answer ok(std::vector<std::string> rdata, dns::Security sec = dns::Security::Secure,
+                      std::uint32_t ttl = 300) {
     dns::Answer a;
     a.status = dns::Answer::Status::Ok;
     a.security = sec;
@@ -72,7 +73,7 @@ inline dns::Answer bogus() {
 // Answers from a table; queries wait in a queue until run() (so callbacks never run inside
 // resolve(), like the real resolver).
 class FakeResolver final : public dns::Resolver {
-public:
+  public:
     std::map<std::pair<std::string, std::uint16_t>, dns::Answer> table;
     std::deque<std::pair<std::pair<std::string, std::uint16_t>, Callback>> queue;
     int queries = 0;
@@ -80,7 +81,9 @@ public:
         ++queries;
         queue.emplace_back(std::make_pair(name, type), std::move(cb));
     }
-    void set(const std::string& name, std::uint16_t type, dns::Answer a) { table[{name, type}] = std::move(a); }
+    void set(const std::string& name, std::uint16_t type, dns::Answer a) {
+        table[{name, type}] = std::move(a);
+    }
     bool step() {
         if (queue.empty()) return false;
         auto [key, cb] = std::move(queue.front());
@@ -92,7 +95,7 @@ public:
 };
 
 class FakeFetcher final : public sts::Fetcher {
-public:
+  public:
     std::map<std::string, sts::FetchResult> table;
     std::deque<std::pair<std::string, Callback>> queue;
     int fetches = 0;
@@ -118,8 +121,10 @@ public:
         queue.pop_front();
         auto it = table.find(domain);
         sts::FetchResult r;
-        if (it != table.end()) r = it->second;
-        else r.why = "connection refused";
+        if (it != table.end())
+            r = it->second;
+        else
+            r.why = "connection refused";
         cb(r);
         return true;
     }

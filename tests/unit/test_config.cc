@@ -33,7 +33,8 @@ type = "tcp_table"
 address = "unix:/run/strictmx/tcp.sock"
 profile = "postfix-tlsrpt"
 mode = "0660"
-)", "test");
+)",
+                   "test");
     CHECK(c.log == "stderr");
     CHECK(c.verbosity == 3);
     CHECK(c.unbound_config == "/etc/strictmx/unbound.conf");
@@ -67,14 +68,17 @@ TEST_CASE("configuration errors name the setting") {
     CHECK(msg("[cache]\npaht = \"x\"").find("cache.paht") != std::string::npos);
     CHECK(msg("[daemon]\nverbosity = 9").find("daemon.verbosity") != std::string::npos);
     CHECK(msg("[daemon]\nverbosity = \"x\"").find("integer") != std::string::npos);
-    CHECK(msg("[[listen]]\ntype = \"http\"\naddress = \"inet:1.2.3.4:1\"").find("type") != std::string::npos);
-    CHECK(msg("[policy.on_failure]\ndns_timeout = \"maybe\"").find("dns_timeout") != std::string::npos);
+    CHECK(msg("[[listen]]\ntype = \"http\"\naddress = \"inet:1.2.3.4:1\"").find("type") !=
+          std::string::npos);
+    CHECK(msg("[policy.on_failure]\ndns_timeout = \"maybe\"").find("dns_timeout") !=
+          std::string::npos);
     CHECK(msg("[policy.overrides]\n\"[x]\" = \"a\"").find("not a domain") != std::string::npos);
     CHECK(msg("this is not toml").find("f.toml") != std::string::npos);
 }
 
 TEST_CASE("dump parses back to the same settings") {
-    auto c = parse("[https]\nconnect_to = [\"a:1:b:2\"]\n[policy.overrides]\n\"x.example\" = \"none\"\n", "t");
+    auto c = parse(
+        "[https]\nconnect_to = [\"a:1:b:2\"]\n[policy.overrides]\n\"x.example\" = \"none\"\n", "t");
     auto again = parse(dump(c), "dump");
     CHECK(again.connect_to == c.connect_to);
     CHECK(again.overrides == c.overrides);

@@ -19,7 +19,9 @@ std::string tlsa(int usage, int selector, int mtype, std::size_t len) {
     r += static_cast<char>(mtype);
     return r + std::string(len, '\x5a');
 }
-std::string a_rdata() { return std::string("\x7f\x00\x00\x01", 4); }
+std::string a_rdata() {
+    return std::string("\x7f\x00\x00\x01", 4);
+}
 
 struct Net {
     FakeResolver dns;
@@ -28,7 +30,8 @@ struct Net {
     EngineOptions opts;
     std::unique_ptr<Engine> engine;
     Net() {
-        dns.set("d.test", dns::rrtype::MX, ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}));
+        dns.set("d.test", dns::rrtype::MX,
+                ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}));
         for (const char* h : {"mx1.d.test", "mx2.d.test"}) {
             dns.set(h, dns::rrtype::A, ok({a_rdata()}));
             dns.set(h, dns::rrtype::AAAA, nodata());
@@ -55,9 +58,12 @@ struct Net {
         Decision d = lookup();
         Reply r = render(d, *find_profile("postfix"));
         switch (r.kind) {
-            case Reply::Kind::Ok: return r.text;
-            case Reply::Kind::NotFound: return "NOTFOUND";
-            case Reply::Kind::Temp: return "TEMP";
+            case Reply::Kind::Ok:
+                return r.text;
+            case Reply::Kind::NotFound:
+                return "NOTFOUND";
+            case Reply::Kind::Temp:
+                return "TEMP";
         }
         return "?";
     }
@@ -100,13 +106,15 @@ TEST_CASE("only unusable TLSA: dane") {
 
 TEST_CASE("secure MX without TLSA: the MTA-STS answer") {
     Net n;
-    for (const char* h : {"mx1.d.test", "mx2.d.test"}) n.dns.set(dane::tlsa_name(h), dns::rrtype::TLSA, nodata());
+    for (const char* h : {"mx1.d.test", "mx2.d.test"})
+        n.dns.set(dane::tlsa_name(h), dns::rrtype::TLSA, nodata());
     CHECK(n.answer() == kSts);
 }
 
 TEST_CASE("insecure MX: MTA-STS, and no host queries at all") {
     Net n;
-    n.dns.set("d.test", dns::rrtype::MX, ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}, Sec::Insecure));
+    n.dns.set("d.test", dns::rrtype::MX,
+              ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}, Sec::Insecure));
     CHECK(n.answer() == kSts);
     CHECK(n.dns.queries == 2);
 }
@@ -116,7 +124,8 @@ TEST_CASE("TLSA of a host with unsigned addresses is not used") {
     n.dns.set("mx2.d.test", dns::rrtype::A, ok({a_rdata()}, Sec::Insecure));
     CHECK(n.answer() == "dane");
     Net m;
-    for (const char* h : {"mx1.d.test", "mx2.d.test"}) m.dns.set(h, dns::rrtype::A, ok({a_rdata()}, Sec::Insecure));
+    for (const char* h : {"mx1.d.test", "mx2.d.test"})
+        m.dns.set(h, dns::rrtype::A, ok({a_rdata()}, Sec::Insecure));
     CHECK(m.answer() == kSts);
 }
 
@@ -138,10 +147,15 @@ TEST_CASE("every failure on the DANE path is TEMP, never MTA-STS or NOTFOUND") {
     CHECK(with([](Net& n) { n.dns.set("d.test", dns::rrtype::MX, bogus()); }) == "TEMP");
     CHECK(with([](Net& n) { n.dns.set("d.test", dns::rrtype::MX, fail("SERVFAIL")); }) == "TEMP");
     CHECK(with([](Net& n) { n.dns.set("d.test", dns::rrtype::MX, fail("timeout")); }) == "TEMP");
-    CHECK(with([](Net& n) { n.dns.set(dane::tlsa_name("mx2.d.test"), dns::rrtype::TLSA, bogus()); }) == "TEMP");
-    CHECK(with([](Net& n) { n.dns.set(dane::tlsa_name("mx1.d.test"), dns::rrtype::TLSA, fail("timeout")); }) == "TEMP");
+    CHECK(with([](Net& n) {
+              n.dns.set(dane::tlsa_name("mx2.d.test"), dns::rrtype::TLSA, bogus());
+          }) == "TEMP");
+    CHECK(with([](Net& n) {
+              n.dns.set(dane::tlsa_name("mx1.d.test"), dns::rrtype::TLSA, fail("timeout"));
+          }) == "TEMP");
     CHECK(with([](Net& n) { n.dns.set("mx1.d.test", dns::rrtype::A, bogus()); }) == "TEMP");
-    CHECK(with([](Net& n) { n.dns.set("mx2.d.test", dns::rrtype::AAAA, fail("SERVFAIL")); }) == "TEMP");
+    CHECK(with([](Net& n) { n.dns.set("mx2.d.test", dns::rrtype::AAAA, fail("SERVFAIL")); }) ==
+          "TEMP");
 }
 
 TEST_CASE("failure classes can be relaxed, but not for a domain that had DANE") {
@@ -186,7 +200,8 @@ TEST_CASE("failures are remembered briefly, then resolved again") {
     int q = n.dns.queries;
     CHECK(n.answer() == "TEMP");
     CHECK(n.dns.queries == q);
-    n.dns.set("d.test", dns::rrtype::MX, ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}));
+    n.dns.set("d.test", dns::rrtype::MX,
+              ok({mx_rdata(10, "mx1.d.test"), mx_rdata(20, "mx2.d.test")}));
     n.clock.advance(n.opts.failure_ttl + 1);
     CHECK(n.answer() == "dane-only");
 }
@@ -195,8 +210,8 @@ TEST_CASE("queries of one decision go out in two rounds") {
     Net n;
     n.engine->lookup("d.test", [](const Decision&) {});
     CHECK(n.dns.queue.size() == 2);  // round 1: TXT and MX together
-    n.dns.step();                     // TXT answered: the fetch starts at once
-    n.dns.step();                     // MX answered: A, AAAA, TLSA of both hosts together
+    n.dns.step();                    // TXT answered: the fetch starts at once
+    n.dns.step();                    // MX answered: A, AAAA, TLSA of both hosts together
     CHECK(n.dns.queue.size() == 6);
     CHECK(n.https.queue.size() == 1);
     run(n.dns, n.https);
@@ -233,12 +248,14 @@ TEST_CASE("a relaxed DANE failure lets the MTA-STS policy decide") {
     Net n;
     n.opts.dns_servfail = config::OnFailure::NotFound;
     n.rebuild();
-    for (const char* h : {"mx1.d.test", "mx2.d.test"}) n.dns.set(dane::tlsa_name(h), dns::rrtype::TLSA, nodata());
+    for (const char* h : {"mx1.d.test", "mx2.d.test"})
+        n.dns.set(dane::tlsa_name(h), dns::rrtype::TLSA, nodata());
     REQUIRE(n.answer() == kSts);
     n.dns.set("d.test", dns::rrtype::MX, fail("SERVFAIL"));
     n.clock.advance(4000);
     CHECK(n.answer() == "secure match=mx1.d.test:mx2.d.test servername=hostname");
-    CHECK(n.answer() == "secure match=mx1.d.test:mx2.d.test servername=hostname");  // from the cache
+    CHECK(n.answer() ==
+          "secure match=mx1.d.test:mx2.d.test servername=hostname");  // from the cache
 }
 
 TEST_CASE("more MX hosts than are checked: never dane-only") {

@@ -17,29 +17,37 @@ Decision sts_decision(const std::string& text, std::vector<std::string> mx, bool
     d.mx_known = known;
     return d;
 }
-const Profile& prof(const char* n) { return *find_profile(n); }
+const Profile& prof(const char* n) {
+    return *find_profile(n);
+}
 }  // namespace
 
 TEST_CASE("enforce with exact names") {
-    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: mx2.example.com\nmax_age: 600\n",
-                          {"mx1.example.com"});
+    auto d = sts_decision(
+        "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: mx2.example.com\nmax_age: 600\n",
+        {"mx1.example.com"});
     auto r = render(d, prof("postfix"));
     CHECK(r.kind == Reply::Kind::Ok);
     CHECK(r.text == "secure match=mx1.example.com:mx2.example.com servername=hostname");
 }
 
 TEST_CASE("wildcards expand to current MX hosts with exactly one more label") {
-    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.pool.example.net\nmax_age: 600\n",
-                          {"mx1.example.com", "b.pool.example.net", "a.pool.example.net", "x.y.pool.example.net",
-                           "evil.example.org"});
+    auto d = sts_decision(
+        "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.pool.example.net\nmax_age: "
+        "600\n",
+        {"mx1.example.com", "b.pool.example.net", "a.pool.example.net", "x.y.pool.example.net",
+         "evil.example.org"});
     auto r = render(d, prof("postfix"));
-    CHECK(r.text == "secure match=mx1.example.com:a.pool.example.net:b.pool.example.net servername=hostname");
+    CHECK(r.text ==
+          "secure match=mx1.example.com:a.pool.example.net:b.pool.example.net servername=hostname");
 }
 
 TEST_CASE("wildcard-only policy with no matching MX defers") {
-    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: *.pool.example.net\nmax_age: 600\n", {"mx.other.org"});
+    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: *.pool.example.net\nmax_age: 600\n",
+                          {"mx.other.org"});
     CHECK(render(d, prof("postfix")).kind == Reply::Kind::Temp);
-    auto unknown = sts_decision("version: STSv1\nmode: enforce\nmx: *.pool.example.net\nmax_age: 600\n", {}, false);
+    auto unknown = sts_decision(
+        "version: STSv1\nmode: enforce\nmx: *.pool.example.net\nmax_age: 600\n", {}, false);
     CHECK(render(unknown, prof("postfix")).kind == Reply::Kind::Temp);
 }
 
@@ -53,14 +61,17 @@ TEST_CASE("testing and none answer NOTFOUND except for strict profiles") {
 }
 
 TEST_CASE("postfix-tlsrpt adds the Postfix 3.10 attributes") {
-    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: *.example.net\nmx: mx.example.com\nmax_age: 600\n",
-                          {"a.example.net"});
+    auto d = sts_decision(
+        "version: STSv1\nmode: enforce\nmx: *.example.net\nmx: mx.example.com\nmax_age: 600\n",
+        {"a.example.net"});
     auto r = render(d, prof("postfix-tlsrpt"));
     CHECK(r.text ==
-          "secure match=mx.example.com:a.example.net servername=hostname policy_type=sts policy_domain=example.com"
+          "secure match=mx.example.com:a.example.net servername=hostname policy_type=sts "
+          "policy_domain=example.com"
           " { policy_string = version: STSv1 } { policy_string = mode: enforce }"
           " { policy_string = mx: *.example.net } { policy_string = mx: mx.example.com }"
-          " { policy_string = max_age: 600 } mx_host_pattern=*.example.net mx_host_pattern=mx.example.com");
+          " { policy_string = max_age: 600 } mx_host_pattern=*.example.net "
+          "mx_host_pattern=mx.example.com");
 }
 
 TEST_CASE("overrides, not found and temp") {
@@ -78,10 +89,13 @@ TEST_CASE("overrides, not found and temp") {
 }
 
 TEST_CASE("Exim answers") {
-    auto d = sts_decision("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.pool.example.net\nmax_age: 600\n",
-                          {"mx1.example.com", "a.pool.example.net", "x.y.pool.example.net"});
+    auto d = sts_decision(
+        "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.pool.example.net\nmax_age: "
+        "600\n",
+        {"mx1.example.com", "a.pool.example.net", "x.y.pool.example.net"});
     CHECK(render_exim(d, prof("postfix")) ==
-          "level=secure mode=enforce mx=mx1.example.com:*.pool.example.net match=mx1.example.com:a.pool.example.net");
+          "level=secure mode=enforce mx=mx1.example.com:*.pool.example.net "
+          "match=mx1.example.com:a.pool.example.net");
     CHECK(exim_mxcheck(d, prof("postfix"), "mx1.example.com").empty());
     CHECK(exim_mxcheck(d, prof("postfix"), "a.pool.example.net").empty());
     CHECK_FALSE(exim_mxcheck(d, prof("postfix"), "x.y.pool.example.net").empty());

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The decision engine against scripted DNS and HTTPS, with an injected clock.
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "fakes.hh"
@@ -14,7 +13,8 @@ using namespace strictmx::policy;
 using namespace strictmx::test;
 
 namespace {
-const std::string kEnforce = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n";
+const std::string kEnforce =
+    "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n";
 
 struct Rig {
     FakeResolver dns;
@@ -26,7 +26,8 @@ struct Rig {
     explicit Rig(store::Store* s = nullptr) {
         dns.set("_mta-sts.example.com", dns::rrtype::TXT, ok({txt_rdata("v=STSv1; id=1;")}));
         // Unsigned MX: DANE does not apply, the MTA-STS logic alone decides.
-        dns.set("example.com", dns::rrtype::MX, ok({mx_rdata(10, "mx.example.com")}, dns::Security::Insecure));
+        dns.set("example.com", dns::rrtype::MX,
+                ok({mx_rdata(10, "mx.example.com")}, dns::Security::Insecure));
         https.set_body("example.com", kEnforce);
         engine = std::make_unique<Engine>(dns, https, s, clock, opts);
     }
@@ -62,10 +63,11 @@ TEST_CASE("cold miss resolves TXT and MX together, fetches, then serves from mem
 TEST_CASE("concurrent lookups of one domain share one resolution") {
     Rig r;
     int answers = 0;
-    for (int i = 0; i < 5; ++i) r.engine->lookup("example.com", [&](const Decision& d) {
-        CHECK(d.kind == Decision::Kind::Sts);
-        ++answers;
-    });
+    for (int i = 0; i < 5; ++i)
+        r.engine->lookup("example.com", [&](const Decision& d) {
+            CHECK(d.kind == Decision::Kind::Sts);
+            ++answers;
+        });
     CHECK(r.dns.queue.size() == 2);
     run(r.dns, r.https);
     CHECK(answers == 5);
@@ -96,7 +98,8 @@ TEST_CASE("DNS failure with nothing cached defers; the failure class can be rela
 
     Rig relaxed;
     relaxed.opts.dns_servfail = config::OnFailure::NotFound;
-    relaxed.engine = std::make_unique<Engine>(relaxed.dns, relaxed.https, nullptr, relaxed.clock, relaxed.opts);
+    relaxed.engine =
+        std::make_unique<Engine>(relaxed.dns, relaxed.https, nullptr, relaxed.clock, relaxed.opts);
     relaxed.dns.set("_mta-sts.example.com", dns::rrtype::TXT, fail("SERVFAIL"));
     CHECK(relaxed.lookup().kind == Decision::Kind::NotFound);
     relaxed.dns.set("_mta-sts.example.com", dns::rrtype::TXT, bogus());
@@ -204,7 +207,8 @@ TEST_CASE("overrides win over everything and ask nothing") {
 }
 
 TEST_CASE("the cache survives a restart") {
-    auto dir = std::filesystem::temp_directory_path() / ("strictmx-engine-" + std::to_string(::getpid()));
+    auto dir =
+        std::filesystem::temp_directory_path() / ("strictmx-engine-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::string path = (dir / "cache.db").string();
     {

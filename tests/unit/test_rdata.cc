@@ -8,7 +8,10 @@ using namespace strictmx::dns;
 using namespace std::string_literals;
 
 TEST_CASE("MX rdata") {
-    auto mx = parse_mx("\x00\x0a\x03mx1\x07""example\x03""com\x00"s);
+    auto mx = parse_mx(
+        "\x00\x0a\x03mx1\x07"
+        "example\x03"
+        "com\x00"s);
     REQUIRE(mx);
     CHECK(mx->preference == 10);
     CHECK(mx->host == "mx1.example.com");
@@ -24,7 +27,9 @@ TEST_CASE("MX rdata") {
 TEST_CASE("TXT rdata") {
     CHECK(parse_txt("\x07v=STSv1\x07; id=12"s) == "v=STSv1; id=12");
     CHECK(parse_txt("\x00"s) == "");
-    CHECK(!parse_txt("\x05""abc"s));
+    CHECK(
+        !parse_txt("\x05"
+                   "abc"s));
     CHECK(!parse_txt(""s));
 }
 

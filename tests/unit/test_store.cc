@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The SQLite store: round trip, corrupt files, unwritable locations.
-#include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 fs::path temp_dir(const char* tag) {
-    auto d = fs::temp_directory_path() / (std::string("strictmx-") + tag + "-" + std::to_string(::getpid()));
+    auto d = fs::temp_directory_path() /
+             (std::string("strictmx-") + tag + "-" + std::to_string(::getpid()));
     fs::remove_all(d);
     fs::create_directories(d);
     return d;

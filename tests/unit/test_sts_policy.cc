@@ -7,7 +7,9 @@
 using namespace strictmx::sts;
 
 TEST_CASE("policy with CRLF lines") {
-    auto p = parse_policy("version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\nmax_age: 86400\r\n");
+    auto p = parse_policy(
+        "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\nmax_age: "
+        "86400\r\n");
     REQUIRE(p);
     CHECK(p->mode == Mode::Enforce);
     CHECK(p->max_age == 86400);
@@ -15,7 +17,8 @@ TEST_CASE("policy with CRLF lines") {
 }
 
 TEST_CASE("policy with LF lines, no final newline, unknown keys, blanks and case") {
-    auto p = parse_policy("version: STSv1\nmode:testing\n\nfoo: bar baz\nmx:  MX.Example.COM \nmax_age: 0");
+    auto p = parse_policy(
+        "version: STSv1\nmode:testing\n\nfoo: bar baz\nmx:  MX.Example.COM \nmax_age: 0");
     REQUIRE(p);
     CHECK(p->mode == Mode::Testing);
     CHECK(p->max_age == 0);
@@ -44,7 +47,8 @@ TEST_CASE("policies missing a required key are invalid") {
     CHECK(!parse_policy("version: STSv1\nmode: enforce\nmx: a.example\n"));
     CHECK(!parse_policy("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 60\n"));
     CHECK(!parse_policy("version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 60\n"));
-    auto dup = parse_policy("version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 60\nmax_age: x\n");
+    auto dup = parse_policy(
+        "version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 60\nmax_age: x\n");
     REQUIRE(dup);
     CHECK(dup->mode == Mode::Enforce);
     CHECK(dup->max_age == 60);
@@ -66,7 +70,7 @@ TEST_CASE("bad mx patterns invalidate the policy") {
     CHECK(!with("foo.*.example.com"));
     CHECK(!with("*example.com"));
     CHECK(!with("*"));
-    CHECK(!with("*.com.")); 
+    CHECK(!with("*.com."));
     CHECK(!with("mx.example.com match=evil"));
     CHECK(!with("mx.example.com}"));
     CHECK(!with("mx_1.example.com"));
@@ -89,9 +93,12 @@ TEST_CASE("mx pattern matching covers exactly one label") {
 }
 
 TEST_CASE("canonical lines are safe and round trip") {
-    auto p = parse_policy("version: STSv1\r\nmode: enforce\r\nx-unknown: {evil}\r\nmx: a.example\r\nmax_age: 600\r\n");
+    auto p = parse_policy(
+        "version: STSv1\r\nmode: enforce\r\nx-unknown: {evil}\r\nmx: a.example\r\nmax_age: "
+        "600\r\n");
     REQUIRE(p);
-    CHECK(p->lines() == std::vector<std::string>{"version: STSv1", "mode: enforce", "mx: a.example", "max_age: 600"});
+    CHECK(p->lines() == std::vector<std::string>{"version: STSv1", "mode: enforce", "mx: a.example",
+                                                 "max_age: 600"});
     auto again = parse_policy(p->text());
     REQUIRE(again);
     CHECK(again->mx == p->mx);
