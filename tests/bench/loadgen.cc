@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // strictmx-loadgen: drives a policy server the way Postfix smtp(8) processes do: N
 // connections, one request at a time on each, keys from a configurable mix. Reports lookups
-// per second, latency percentiles and (with --pid) the server's peak RSS.
+// per second, latency percentiles and (with --pid) the server's peak RSS. Uses one core.
+#include <fcntl.h>
 #include <netdb.h>
+#include <sys/epoll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -10,13 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "codecs/netstring.hh"
@@ -61,42 +62,6 @@ int connect_to(const std::string& address) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
-}
-
-bool write_all(int fd, const std::string& s) {
-    std::size_t off = 0;
-    while (off < s.size()) {
-        ssize_t n = ::write(fd, s.data() + off, s.size() - off);
-        if (n <= 0) return false;
-        off += static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
-// Reads one reply; returns false on EOF or error.
-bool read_reply(int fd, std::string& buf, bool socketmap, std::string& reply) {
-    char tmp[8192];
-    for (;;) {
-        if (socketmap) {
-            auto r = strictmx::netstring::parse(buf, strictmx::netstring::kMaxReply);
-            if (r.status == strictmx::netstring::ParseResult::Status::Complete) {
-                reply.assign(r.payload);
-                buf.erase(0, r.consumed);
-                return true;
-            }
-            if (r.status == strictmx::netstring::ParseResult::Status::Malformed) return false;
-        } else {
-            std::size_t nl = buf.find('\n');
-            if (nl != std::string::npos) {
-                reply = buf.substr(0, nl);
-                buf.erase(0, nl + 1);
-                return true;
-            }
-        }
-        ssize_t n = ::read(fd, tmp, sizeof tmp);
-        if (n <= 0) return false;
-        buf.append(tmp, static_cast<std::size_t>(n));
-    }
 }
 
 long peak_rss_kb(long pid) {
@@ -179,56 +144,113 @@ int main(int argc, char** argv) {
                                      : "get " + key + "\n");
     }
 
-    std::atomic<bool> stop{false};
-    std::atomic<long> issued{0};
-    std::vector<std::vector<double>> lat(static_cast<std::size_t>(o.connections));
-    std::vector<long> errors(static_cast<std::size_t>(o.connections), 0);
-    std::vector<long> ok_replies(static_cast<std::size_t>(o.connections), 0);
+    // One epoll loop drives every connection (a closed loop: each connection sends its next
+    // request when the previous reply is in), so the generator needs one core, not one
+    // thread per connection.
+    struct Conn {
+        int fd = -1;
+        std::string in;
+        std::string out;
+        std::size_t out_off = 0;
+        std::size_t key = 0;
+        std::chrono::steady_clock::time_point sent;
+    };
+    std::vector<Conn> conns(static_cast<std::size_t>(o.connections));
+    int ep = epoll_create1(0);
+    long errs = 0, oks = 0, issued = 0;
+    std::vector<double> all;
+    all.reserve(1 << 22);
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::thread> threads;
-    for (int c = 0; c < o.connections; ++c) {
-        threads.emplace_back([&, c] {
-            auto ci = static_cast<std::size_t>(c);
-            lat[ci].reserve(1 << 20);
-            int fd = connect_to(o.address);
-            if (fd < 0) {
-                ++errors[ci];
-                return;
+    auto deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double>(o.duration));
+    auto send_next = [&](Conn& c) -> bool {
+        if (o.max_requests && issued >= o.max_requests) return false;
+        if (!o.max_requests && std::chrono::steady_clock::now() >= deadline) return false;
+        ++issued;
+        c.out = requests[c.key];
+        c.out_off = 0;
+        c.sent = std::chrono::steady_clock::now();
+        ssize_t n = ::write(c.fd, c.out.data(), c.out.size());
+        if (n > 0) c.out_off = static_cast<std::size_t>(n);
+        epoll_event ev{};
+        ev.events = EPOLLIN | (c.out_off < c.out.size() ? EPOLLOUT : 0u);
+        ev.data.ptr = &c;
+        epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+        return true;
+    };
+    int active = 0;
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        Conn& c = conns[i];
+        c.fd = connect_to(o.address);
+        if (c.fd < 0) {
+            ++errs;
+            continue;
+        }
+        fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+        c.key = i * 7919 % requests.size();
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &c;
+        epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+        if (send_next(c)) ++active;
+    }
+    epoll_event events[256];
+    char tmp[16384];
+    while (active > 0) {
+        int n = epoll_wait(ep, events, 256, 1000);
+        for (int i = 0; i < n; ++i) {
+            Conn& c = *static_cast<Conn*>(events[i].data.ptr);
+            if (events[i].events & EPOLLOUT && c.out_off < c.out.size()) {
+                ssize_t w = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+                if (w > 0) c.out_off += static_cast<std::size_t>(w);
+                if (c.out_off == c.out.size()) {
+                    epoll_event ev{};
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = &c;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+                }
             }
-            std::string buf, reply;
-            std::size_t k = static_cast<std::size_t>(c) * 7919 % requests.size();
-            while (!stop.load(std::memory_order_relaxed)) {
-                if (o.max_requests && issued.fetch_add(1) >= o.max_requests) break;
-                auto s = std::chrono::steady_clock::now();
-                if (!write_all(fd, requests[k]) || !read_reply(fd, buf, socketmap, reply)) {
-                    ++errors[ci];
-                    ::close(fd);
-                    fd = connect_to(o.address);  // Postfix reconnects too
-                    if (fd < 0) return;
-                    buf.clear();
+            if (!(events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+            ssize_t r = ::read(c.fd, tmp, sizeof tmp);
+            if (r <= 0) {
+                if (r < 0 && errno == EAGAIN) continue;
+                ++errs;
+                ::close(c.fd);
+                --active;
+                continue;
+            }
+            c.in.append(tmp, static_cast<std::size_t>(r));
+            std::string reply;
+            bool got = false;
+            if (socketmap) {
+                auto p = strictmx::netstring::parse(c.in, strictmx::netstring::kMaxReply);
+                if (p.status == strictmx::netstring::ParseResult::Status::Complete) {
+                    reply.assign(p.payload);
+                    c.in.erase(0, p.consumed);
+                    got = true;
+                } else if (p.status == strictmx::netstring::ParseResult::Status::Malformed) {
+                    ++errs;
+                    ::close(c.fd);
+                    --active;
                     continue;
                 }
-                auto e = std::chrono::steady_clock::now();
-                lat[ci].push_back(std::chrono::duration<double, std::micro>(e - s).count());
-                if (reply.rfind("OK", 0) == 0 || reply.rfind("200", 0) == 0) ++ok_replies[ci];
-                k = (k + 1) % requests.size();
+            } else if (std::size_t nl = c.in.find('\n'); nl != std::string::npos) {
+                reply = c.in.substr(0, nl);
+                c.in.erase(0, nl + 1);
+                got = true;
             }
-            ::close(fd);
-        });
+            if (!got) continue;
+            all.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - c.sent).count());
+            if (reply.rfind("OK", 0) == 0 || reply.rfind("200", 0) == 0) ++oks;
+            c.key = (c.key + 1) % requests.size();
+            if (!send_next(c)) {
+                ::close(c.fd);
+                --active;
+            }
+        }
     }
-    if (!o.max_requests) {
-        std::this_thread::sleep_for(std::chrono::duration<double>(o.duration));
-        stop = true;
-    }
-    for (auto& t : threads) t.join();
+    ::close(ep);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::vector<double> all;
-    long errs = 0, oks = 0;
-    for (std::size_t i = 0; i < lat.size(); ++i) {
-        all.insert(all.end(), lat[i].begin(), lat[i].end());
-        errs += errors[i];
-        oks += ok_replies[i];
-    }
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) {
         if (all.empty()) return 0.0;
