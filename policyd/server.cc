@@ -39,6 +39,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
     bool in_process = false;    // process() is on the stack: it picks up the next request
     bool eof = false;           // the client shut down its side (Exim readsocket does)
     std::uint64_t request = 0;  // sequence number of the request in progress
+    std::string current;        // the request in progress, for the log
     EventPtr deadline;
     std::shared_ptr<Conn> self;  // keeps the connection alive while the loop owns it
 };
@@ -222,8 +223,8 @@ void Server::on_deadline(evutil_socket_t, short, void* arg) noexcept {
     if (!c->busy || !c->bev) return;
     ++c->request;
     c->busy = false;
-    log::warn("lookup deadline passed, answering TEMP; the resolution goes on in the background",
-              {{"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
+    log::warn("decision answer=TEMP source=deadline: lookup still in progress, the resolution goes on in the background",
+              {{"request", c->current}, {"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
     switch (c->listener->proto) {
         case Protocol::Socketmap:
             s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply()));
@@ -304,6 +305,7 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             }
             evbuffer_drain(in, consumed);
             c->busy = true;
+            c->current = request_key.empty() ? payload : request_key;
             std::uint64_t id = ++c->request;
             c->deadline.reset(evtimer_new(base_, &on_deadline, c.get()));
             int ms = cfg_.lookup_deadline_ms;

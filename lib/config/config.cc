@@ -319,6 +319,12 @@ Config parse(const std::string& text, const std::string& origin) {
                     std::string answer = get_string(dv, w + "." + std::string(dk.str()));
                     if (answer.find_first_of("\r\n") != std::string::npos)
                         fail(w, "answer contains a line break");
+                    static const std::set<std::string> kLevels = {
+                        "none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"};
+                    if (!answer.empty() && !kLevels.contains(answer.substr(0, answer.find(' '))))
+                        fail(w + "." + std::string(dk.str()),
+                             "answer must start with a Postfix TLS level (none, may, encrypt, dane, dane-only, "
+                             "fingerprint, verify, secure) or be empty for NOTFOUND");
                     auto key = dns::classify_key(dk.str());
                     if (key.kind != dns::KeyKind::Domain)
                         fail(w, std::string(dk.str()) + ": not a domain name");

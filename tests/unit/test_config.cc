@@ -74,6 +74,11 @@ TEST_CASE("configuration errors name the setting") {
           std::string::npos);
     CHECK(msg("[policy.overrides]\n\"[x]\" = \"a\"").find("not a domain") != std::string::npos);
     CHECK(msg("this is not toml").find("f.toml") != std::string::npos);
+    CHECK(msg("[policy.overrides]\n\"a.example\" = \"securee match=x\"").find("TLS level") != std::string::npos);
+    CHECK(msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:localhost:1\"").find("inet:IP:PORT") != std::string::npos);
+    CHECK(msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:127.0.0.1:1\"\nprofile = \"nope\"").find("unknown profile") != std::string::npos);
+    CHECK(msg("[cache]\ndns_min_ttl = 5000\ndns_max_ttl = 60").find("dns_min_ttl") != std::string::npos);
+    CHECK(msg("listen = []").find("at least one") != std::string::npos);
 }
 
 TEST_CASE("dump parses back to the same settings") {
