@@ -29,12 +29,15 @@ std::optional<std::string> decode(std::string_view s) {
     return out;
 }
 
-std::string encode(std::string_view s) {
+namespace {
+// %XX-encode '%', control and non-ASCII bytes, and the space too unless `keep_space`.
+std::string percent_encode(std::string_view s, bool keep_space) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(s.size());
     for (unsigned char c : s) {
-        if (c == '%' || c <= 0x20 || c >= 0x7f) {
+        bool plain = c > 0x20 || (keep_space && c == 0x20);
+        if (c == '%' || !plain || c >= 0x7f) {
             out += '%';
             out += kHex[c >> 4];
             out += kHex[c & 0xf];
@@ -44,22 +47,11 @@ std::string encode(std::string_view s) {
     }
     return out;
 }
+}  // namespace
 
-std::string encode_reply_text(std::string_view s) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if (c == '%' || c < 0x20 || c >= 0x7f) {
-            out += '%';
-            out += kHex[c >> 4];
-            out += kHex[c & 0xf];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
+std::string encode(std::string_view s) { return percent_encode(s, false); }
+
+std::string encode_reply_text(std::string_view s) { return percent_encode(s, true); }
 
 ParseResult parse_request(std::string_view in) {
     ParseResult r;
