@@ -53,6 +53,9 @@ case "${1:-}" in
     test)
         install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"
         build "$top/build-test" -DCMAKE_BUILD_TYPE=Debug -DSTRICTMX_SANITIZE=ON
+        # Debian's Exim conflicts with Postfix: the Exim tests use a copy unpacked into the
+        # build tree. Fetch it here, while the network is still reachable.
+        bash "$top/tests/integration/exim/install-exim.sh" "$top/build-test/exim-cache"
         # Everything the tests start lives in a private network and mount namespace: its own
         # loopback, its own /etc/resolv.conf; no packet can leave the machine.
         exec unshare --net --mount -- bash -c \

@@ -121,6 +121,18 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx,
         dns::Security addr_sec = dns::weakest(h.a.security, h.aaaa.security);
         bool has_address =
             h.a.status == dns::Answer::Status::Ok || h.aaaa.status == dns::Answer::Status::Ok;
+        if (h.cname_queried) {
+            o.notes.push_back(describe("CNAME", h.host, h.cname));
+            if (h.cname.failed()) {
+                o.kind = Kind::Fail;
+                o.failure = h.cname;
+                o.why = "DNS lookup of " + h.host + " CNAME failed: " + sanitize(h.cname.why, 120);
+                return o;
+            }
+            if (has_address && h.cname.status == dns::Answer::Status::Ok &&
+                h.cname.security == dns::Security::Secure)
+                addr_sec = dns::Security::Secure;  // signed original name: its TLSA counts
+        }
         if (!has_address || addr_sec != dns::Security::Secure) {
             uncovered.push_back(h.host +
                                 (has_address ? " (addresses not signed)" : " (no address)"));
@@ -183,7 +195,9 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx,
                 }() +
                 ")";
     } else {
-        o.why = "DNSSEC-signed MX but no TLSA records: DANE does not apply";
+        o.why = "DNSSEC-signed MX but no MX host with signed addresses has TLSA records: DANE does not apply (";
+        for (std::size_t i = 0; i < uncovered.size(); ++i) o.why += (i ? ", " : "") + uncovered[i];
+        o.why += ")";
     }
     return o;
 }

@@ -44,6 +44,11 @@ struct HostAnswers {
     bool expanded_queried = false;
     std::string expanded;
     dns::Answer tlsa_expanded;
+    // The host is a CNAME whose expansion is insecure: its own CNAME record, looked up
+    // alone. When that record is signed, the original name is in a signed zone and its TLSA
+    // counts (RFC 7672 2.2.3: with an insecure expansion only the original name is used).
+    bool cname_queried = false;
+    dns::Answer cname;
 };
 
 enum class Kind { None, Dane, DaneOnly, Fail };

@@ -19,6 +19,7 @@ Security weakest(Security a, Security b);
 
 namespace rrtype {
 inline constexpr std::uint16_t A = 1;
+inline constexpr std::uint16_t CNAME = 5;
 inline constexpr std::uint16_t MX = 15;
 inline constexpr std::uint16_t TXT = 16;
 inline constexpr std::uint16_t AAAA = 28;

@@ -461,10 +461,24 @@ void Engine::follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const 
     // RFC 7672 2.2.3: an MX host that is a secure CNAME has its TLSA records looked up at
     // the expanded name first (one more round trip, for such hosts only).
     dane::HostAnswers& h = job->hosts[i];
-    if (h.expanded_queried || a.failed() || a.security != dns::Security::Secure) return;
+    if (a.failed()) return;
     std::string target = to_lower(a.canonical_name);
     if (!target.empty() && target.back() == '.') target.pop_back();
     if (target.empty() || target == h.host || !dns::is_hostname(target)) return;
+    if (a.security != dns::Security::Secure) {
+        // Insecure expansion: is the original name itself signed?
+        if (h.cname_queried) return;
+        h.cname_queried = true;
+        ++job->pending;
+        ++job->queries;
+        job->dns_rounds = 3;
+        resolver_.resolve(h.host, dns::rrtype::CNAME, [this, job, i](dns::Answer c) {
+            job->hosts[i].cname = std::move(c);
+            done_one(job);
+        });
+        return;
+    }
+    if (h.expanded_queried) return;
     h.expanded_queried = true;
     h.expanded = target;
     ++job->pending;

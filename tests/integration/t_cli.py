@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import itlib  # noqa: E402
 
 DOMAINS = ["enforce.test", "wild.test", "testing.test", "badtxt.test", "ippattern.test",
-           "sts-bogus.test", "sts-insecure.test", "maxage.test", "dane-signed.test"]
+           "sts-bogus.test", "sts-insecure.test", "maxage.test", "dane-signed.test",
+           "dane-unusable.test", "dane-cname.test", "dane-implicit.test"]
 
 
 def cli_path(w):

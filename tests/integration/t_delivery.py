@@ -9,6 +9,14 @@ socketmap:inet:127.0.0.1:8461:postfix:
                            it proves the plain sink records clear-text mail)
   dane-signed.test         dane-only, TLSA 3 1 1 matches -> sent, "Verified TLS"
   dane-tampered.test       bogus TLSA, the policy is TEMP -> deferred, sink got nothing
+  dane-mismatch.test       dane-only, TLSA 3 1 1 of another key -> deferred, "no matching
+                           DANE TLSA records", sink got nothing
+  dane-cname.test          dane-only, MX host a CNAME, TLSA at the target -> sent, "Verified
+                           TLS" (the original name has only an unusable record)
+  dane-cname-orig.test     dane-only, MX host a CNAME, TLSA at the original name -> sent,
+                           "Verified TLS"
+  dane-implicit.test       dane-only, no MX, TLSA at the domain -> sent, "Verified TLS"
+  dane-unusable.test       dane, only unusable TLSA -> sent over TLS without authentication
 
 Usage: t_delivery.py WORKDIR
 """
@@ -36,7 +44,8 @@ def main():
     tag = f"t{int(time.time())}{os.getpid()}"
     rcpt = {d: f"{d.replace('-', '')}-{tag}@{d}.test"
             for d in ("deliver-ok", "deliver-badcert", "deliver-nostarttls", "deliver-plain",
-                      "dane-signed", "dane-tampered")}
+                      "dane-signed", "dane-tampered", "dane-mismatch", "dane-cname",
+                      "dane-cname-orig", "dane-implicit", "dane-unusable")}
     offset = os.path.getsize(maillog)
     for d, r in rcpt.items():
         msg = (f"From: sender@mta.test\nTo: {r}\nSubject: strictmx delivery test {d} {tag}\n"
@@ -77,8 +86,36 @@ def main():
     t.ok("Verified TLS connection established to mx.dane-signed.test[127.0.0.13]:25" in text,
          "dane-signed.test: Verified TLS in the maillog")
     t.eq(status.get("dane-tampered"), "deferred", "dane-tampered.test: deferred")
+
+    def rcpt_lines(d):
+        return [ln for ln in text.splitlines() if f"to=<{rcpt[d]}>" in ln]
+
+    # A usable TLSA record that matches no key of the server: the policy is
+    # dane-only, and only Postfix can see the mismatch.
+    t.eq(status.get("dane-mismatch"), "deferred", "dane-mismatch.test: deferred")
+    t.ok(re.search(r"certificate verification failed for "
+                   r"mx\.dane-mismatch\.test\[127\.0\.0\.13\]:25:.*no matching DANE TLSA records",
+                   text),
+         "dane-mismatch.test: maillog says no matching DANE TLSA records")
+    t.ok(any("dsn=4.7.5" in ln and "Server certificate not verified" in ln
+             for ln in rcpt_lines("dane-mismatch")),
+         "dane-mismatch.test: deferred with 4.7.5 Server certificate not verified",
+         f"{rcpt_lines('dane-mismatch')}")
+    t.ok("Verified TLS connection established to mx.dane-mismatch.test" not in text,
+         "dane-mismatch.test: no verified TLS connection")
+    for d, host in (("dane-cname", "mx.dane-cname.test"),
+                    ("dane-cname-orig", "mx.dane-cname-orig.test"),
+                    ("dane-implicit", "dane-implicit.test")):
+        t.eq(status.get(d), "sent", f"{d}.test: sent")
+        t.ok(f"Verified TLS connection established to {host}[127.0.0.13]:25" in text,
+             f"{d}.test: Verified TLS to {host} in the maillog")
+    t.eq(status.get("dane-unusable"), "sent", "dane-unusable.test: sent")
+    t.ok("mx.dane-unusable.test[127.0.0.13]:25: all TLSA records unusable, fallback to "
+         "unauthenticated TLS" in text,
+         "dane-unusable.test: Postfix finds every TLSA record unusable (as the daemon did)")
     for d in ("deliver-ok", "deliver-badcert", "deliver-nostarttls", "deliver-plain",
-              "dane-signed"):
+              "dane-signed", "dane-mismatch", "dane-cname", "dane-cname-orig", "dane-implicit",
+              "dane-unusable"):
         lines = [ln for ln in text.splitlines() if f"to=<{rcpt[d]}>" in ln]
         t.ok(not any("client TLS configuration problem" in ln for ln in lines),
              f"{d}.test: no policy lookup failure (4.7.5 client TLS configuration problem)")
@@ -102,6 +139,12 @@ def main():
          f"{got}")
     got = sink_lines("dane", rcpt["dane-tampered"])
     t.eq(got, [], "sink dane received nothing for dane-tampered")
+    got = sink_lines("dane", rcpt["dane-mismatch"])
+    t.eq(got, [], "sink dane received nothing for dane-mismatch")
+    for d in ("dane-cname", "dane-cname-orig", "dane-implicit", "dane-unusable"):
+        got = sink_lines("dane", rcpt[d])
+        t.ok(len(got) == 1 and "\ttls=yes\t" in got[0], f"sink dane received {d} over TLS",
+             f"{got}")
 
     # Leave an empty queue behind for later runs.
     subprocess.run(["postsuper", "-c", conf, "-d", "ALL"], capture_output=True)

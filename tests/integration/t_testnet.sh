@@ -50,6 +50,43 @@ check "libunbound: dane-insecure.test TLSA is insecure" contains "(insecure)" "$
 check "libunbound: dane-expired.test TLSA is bogus" contains "BOGUS" "$(ub TLSA _25._tcp.mx.dane-expired.test)"
 check "libunbound: dane-tampered.test TLSA is bogus" contains "BOGUS" "$(ub TLSA _25._tcp.mx.dane-tampered.test)"
 check "libunbound: no _mta-sts name for nopolicy.test (secure NXDOMAIN)" contains "NXDOMAIN).*(secure)" "$(ub TXT _mta-sts.nopolicy.test)"
+check "libunbound: dane-unusable.test has six TLSA records, secure" \
+    test "$(ub TLSA _25._tcp.mx.dane-unusable.test | grep -c 'has TLSA record .* (secure)')" = 6
+check "libunbound: dane-unusable.test TLSA digest of 33 bytes kept as served" \
+    contains "3 1 1 [0-9A-F]\{66\} (secure)" "$(ub TLSA _25._tcp.mx.dane-unusable.test)"
+check "libunbound: mx.dane-cname.test is a secure CNAME to mx.dane-target.test" \
+    contains "mx.dane-cname.test is an alias for mx.dane-target.test. (secure)" "$(ub A mx.dane-cname.test)"
+check "libunbound: TLSA at the CNAME target of dane-cname.test is secure" \
+    contains "has TLSA record 3 1 1 .* (secure)" "$(ub TLSA _25._tcp.mx.dane-target.test)"
+check "libunbound: no TLSA at the CNAME target of dane-cname-orig.test (secure NXDOMAIN)" \
+    contains "NXDOMAIN).*(secure)" "$(ub TLSA _25._tcp.notlsa.dane-target.test)"
+check "libunbound: mx.dane-cname-insecure.test: the CNAME itself is secure" \
+    contains "has CNAME record mx.dane-insecure.test. (secure)" "$(ub CNAME mx.dane-cname-insecure.test)"
+check "libunbound: mx.dane-cname-insecure.test: its address answer is insecure" \
+    contains "has address 127.0.0.13 (insecure)" "$(ub A mx.dane-cname-insecure.test)"
+check "libunbound: dane-implicit.test has no MX (secure)" \
+    contains "has no mail handler record (secure)" "$(ub MX dane-implicit.test)"
+check "libunbound: dane-implicit.test TLSA at the domain is secure" \
+    contains "(secure)" "$(ub TLSA _25._tcp.dane-implicit.test)"
+check "libunbound: dane-mismatch.test TLSA is secure" \
+    contains "(secure)" "$(ub TLSA _25._tcp.mx.dane-mismatch.test)"
+check "libunbound: dane-nsdrop.test is a signed delegation (DS)" \
+    contains "has DS record .* (secure)" "$(ub DS dane-nsdrop.test)"
+check "libunbound: nsdown.test is an unsigned delegation (no DS, secure)" \
+    contains "has no DS record (secure)" "$(ub DS nsdown.test)"
+check "stub zones for dane-nsdrop.test and nsdown.test in both resolvers" \
+    bash -c 'for f in "$0/unbound-lib.conf" "$0/unbound/unbound.conf"; do
+                 grep -q "stub-addr: 127.0.0.1@5355" "$f" && grep -q "stub-addr: 127.0.0.1@5354" "$f" || exit 1
+             done' "$W"
+
+# The unanswering name servers: a blackhole that reads and drops (its log proves
+# the query arrived), and a port where nothing listens.
+probe=probe$$.dane-nsdrop.test
+a=$(dig +time=1 +tries=1 @127.0.0.1 -p 5355 "$probe" A 2>&1)
+check "blackhole 127.0.0.1:5355 does not answer" bash -c '! grep -q "status:" <<<"$0"' "$a"
+check "blackhole 127.0.0.1:5355 received the query" grep -q "	$probe.	1$" "$W/dns/blackhole.log"
+a=$(dig +time=1 +tries=1 @127.0.0.1 -p 5354 nsdown.test MX 2>&1)
+check "nothing answers on 127.0.0.1:5354" bash -c '! grep -q "status:" <<<"$0"' "$a"
 
 # The system resolver (Postfix's view): /etc/resolv.conf is WORKDIR/resolv.conf.
 check "/etc/resolv.conf is the test internet's" cmp /etc/resolv.conf "$W/resolv.conf"

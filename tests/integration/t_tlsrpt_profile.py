@@ -3,7 +3,10 @@
 """Profile postfix-tlsrpt: the postfix answer plus the TLSRPT attributes of
 Postfix >= 3.10 (policy_type, policy_domain, one { policy_string = LINE } per
 policy line, one mx_host_pattern per mx: line), and no way for policy text to
-break out of its braces.
+break out of its braces. A domain where DANE applies gets the DANE answer in
+this profile too, even when it also has an enforce MTA-STS policy (RFC 8461
+section 2): dane-sts.test is "dane-only", never a "secure" answer with TLSRPT
+attributes.
 
 Usage: t_tlsrpt_profile.py WORKDIR
 """
@@ -36,6 +39,20 @@ def main():
     rc, out, err = itlib.postmap(w, "enforce.test", table)
     t.ok(rc == 0 and out == ENFORCE[3:], "enforce.test, postmap",
          f"rc={rc} out={out!r} err={err.strip()!r}")
+
+    # DANE and an enforce MTA-STS policy (whose host serves a valid policy).
+    reply = itlib.socketmap_query("dane-sts.test", name="postfix-tlsrpt")
+    t.eq(reply, "OK dane-only", "dane-sts.test, wire: dane-only")
+    t.ok("secure" not in reply and "policy_type" not in reply,
+         "dane-sts.test, wire: no secure level, no MTA-STS TLSRPT attributes", reply)
+    rc, out, err = itlib.postmap(w, "dane-sts.test", table)
+    t.ok(rc == 0 and out == "dane-only", "dane-sts.test, postmap: dane-only",
+         f"rc={rc} out={out!r} err={err.strip()!r}")
+    code, text = itlib.tcp_query("dane-sts.test",
+                                 address=itlib.TCP_TABLE_PROFILES["postfix-tlsrpt"])
+    t.eq((code, text), ("200", "dane-only"), "dane-sts.test, tcp_table postfix-tlsrpt: dane-only")
+    t.ok(itlib.fetch_count(w, "dane-sts.test") >= 1,
+         "dane-sts.test: the daemon fetched its MTA-STS policy, and DANE still won")
 
     # Unknown policy fields with braces and attribute text: whatever the
     # policy_string attributes carry, Postfix must see exactly these attributes.

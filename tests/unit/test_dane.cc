@@ -264,3 +264,19 @@ TEST_CASE("more MX hosts than are checked: never dane-only") {
     n.rebuild();
     CHECK(n.answer() == "dane");
 }
+
+TEST_CASE("a signed CNAME MX host into an unsigned zone: the original name's TLSA counts") {
+    Net n;
+    dns::Answer a = ok({a_rdata()}, Sec::Insecure);
+    a.canonical_name = "mx.unsigned.example";
+    n.dns.set("mx2.d.test", dns::rrtype::A, a);
+    n.dns.set("mx2.d.test", dns::rrtype::AAAA, nodata(Sec::Insecure));
+    n.dns.set("mx2.d.test", dns::rrtype::CNAME, ok({test::wire_name("mx.unsigned.example")}));
+    CHECK(n.answer() == "dane-only");
+
+    Net m;  // the CNAME itself unsigned: no DANE for that host
+    m.dns.set("mx2.d.test", dns::rrtype::A, a);
+    m.dns.set("mx2.d.test", dns::rrtype::AAAA, nodata(Sec::Insecure));
+    m.dns.set("mx2.d.test", dns::rrtype::CNAME, ok({test::wire_name("mx.unsigned.example")}, Sec::Insecure));
+    CHECK(m.answer() == "dane");
+}

@@ -20,6 +20,14 @@ TOP = os.path.dirname(HERE)
 
 SOCKETMAP_INET = ("127.0.0.1", 8461)
 TCP_TABLE = ("127.0.0.1", 8462)
+# tcp_table listeners, one per profile (strictmx.toml from testnet/start.sh).
+TCP_TABLE_PROFILES = {
+    "postfix": TCP_TABLE,
+    "postfix-tlsrpt": ("127.0.0.1", 8463),
+    "strict": ("127.0.0.1", 8464),
+    "strict-tlsrpt": ("127.0.0.1", 8465),
+}
+PROFILES = tuple(TCP_TABLE_PROFILES)
 # lookup_deadline_ms in strictmx.toml is 8000; allow scheduling slack on top.
 ANSWER_DEADLINE_S = 8.5
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Build and start the test internet in WORKDIR: test PKI, signed DNS tree on nsd
-# (127.0.0.1:5353), a validating unbound (127.0.0.1:53), the MTA-STS policy
-# server (127.0.0.1:8443) and the SMTP sinks (port 25 of 127.0.0.10-13). Writes
+# (127.0.0.1:5353), a DNS blackhole that drops every query (127.0.0.1:5355), a
+# validating unbound (127.0.0.1:53), the MTA-STS policy server (127.0.0.1:8443)
+# and the SMTP sinks (port 25 of 127.0.0.10-13). Writes
 # the client side configuration: trust-anchor, unbound-lib.conf, resolv.conf,
 # ca.pem and strictmx.toml. The private Postfix is separate: postfix.sh.
 #
@@ -74,6 +75,11 @@ include: "$W/dns/nsd-zones.conf"
 EOF
 nsd -c "$W/dns/nsd.conf" </dev/null >>"$W/dns/nsd.log" 2>&1
 
+# --- the name server of zones whose queries go unanswered (children.list) -------
+setsid $PY "$HERE/dns_blackhole.py" --listen 127.0.0.1:5355 --log "$W/dns/blackhole.log" \
+    </dev/null >>"$W/dns/blackhole.out" 2>&1 &
+echo $! > "$W/run/dns-blackhole.pid"
+
 # --- resolver configuration ---------------------------------------------------
 # local-zone nodefault: test. is one of unbound's built-in local zones, which
 # would answer NXDOMAIN without asking nsd. No domain-insecure: bogus must stay bogus.
@@ -87,6 +93,8 @@ forward-zone:
 	name: "."
 	forward-addr: 127.0.0.1@5353
 EOF
+# Zones whose name server is not nsd (children.list): stub zones, in both resolvers.
+cat "$W/dns/stub-zones.conf" >> "$W/unbound-lib.conf"
 cat > "$W/unbound/unbound.conf" <<EOF
 server:
 	interface: 127.0.0.1
@@ -112,6 +120,7 @@ forward-zone:
 	name: "."
 	forward-addr: 127.0.0.1@5353
 EOF
+cat "$W/dns/stub-zones.conf" >> "$W/unbound/unbound.conf"
 unbound -c "$W/unbound/unbound.conf" </dev/null >>"$W/unbound/unbound.log" 2>&1
 
 # For Postfix: the fixture bind-mounts this onto /etc/resolv.conf. trust-ad:
@@ -158,9 +167,22 @@ profile = "postfix"
 type = "socketmap"
 address = "unix:$W/policyd.sock"
 mode = "0666"
+[[listen]]
+type = "tcp_table"
+address = "inet:127.0.0.1:8463"
+profile = "postfix-tlsrpt"
+[[listen]]
+type = "tcp_table"
+address = "inet:127.0.0.1:8464"
+profile = "strict"
+[[listen]]
+type = "tcp_table"
+address = "inet:127.0.0.1:8465"
+profile = "strict-tlsrpt"
 EOF
 
 wait_tcp 127.0.0.1 5353 10
+wait_tcp 127.0.0.1 5355 10
 wait_tcp 127.0.0.1 53 10
 wait_tcp 127.0.0.1 8443 10
 for a in 10 11 12 13; do wait_tcp 127.0.0.$a 25 10; done

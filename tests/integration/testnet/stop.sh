@@ -33,5 +33,6 @@ stop_pid policy-server "$W/run/https.pid"
 stop_pid smtp-sinks "$W/run/sinks.pid"
 stop_pid unbound "$W/unbound/unbound.pid"
 stop_pid nsd "$W/dns/nsd.pid"
+stop_pid dns-blackhole "$W/run/dns-blackhole.pid"
 rm -f "$W/run/started"
 exit 0
