@@ -199,7 +199,7 @@ std::size_t Engine::load() {
     UnixTime now = clock_.now();
     std::size_t n = 0;
     std::vector<std::string> dead;
-    store_->for_each([&](store::StsRow&& row) {
+    auto status = store_->for_each([&](store::StsRow&& row) {
         bool policy_alive = row.has_policy && row.expires_at > now;
         bool negative_alive = !row.has_policy && row.expires_at > now;
         bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
@@ -237,6 +237,14 @@ std::size_t Engine::load() {
         entries_.emplace(std::move(row.domain), std::move(p));
         ++n;
     });
+    if (status == store::Store::ReadStatus::Corrupt) {
+        // Rows read before the damage may be damaged too: start empty, policies are fetched
+        // again.
+        entries_.clear();
+        store_->recover(now, "damaged while reading the cache at start-up");
+        malloc_trim(0);
+        return 0;
+    }
     malloc_trim(0);  // give back what reading the rows used
     if (!dead.empty()) {
         store_->begin();

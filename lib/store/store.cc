@@ -75,7 +75,11 @@ SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
     sqlite3_extended_result_codes(db.get(), 1);
     sqlite3_busy_timeout(db.get(), 2000);
     sqlite3_stmt* st = nullptr;
-    if ((rc = sqlite3_prepare_v2(db.get(), "PRAGMA quick_check", -1, &st, nullptr)) != SQLITE_OK) {
+    // A cheap look at the header and the schema page: a file that is not a database fails
+    // here. Deeper damage shows when the rows are read at start-up or written later, and is
+    // handled then (recover()); a full integrity check would read the whole file first.
+    if ((rc = sqlite3_prepare_v2(db.get(), "SELECT count(*) FROM sqlite_master", -1, &st, nullptr)) !=
+        SQLITE_OK) {
         why = sqlite3_errmsg(db.get());
         file_error(rc);
         return nullptr;
@@ -84,12 +88,6 @@ SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
     if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
         why = sqlite3_errmsg(db.get());
         file_error(rc);
-        return nullptr;
-    }
-    const char* res = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    if (!res || std::string(res) != "ok") {
-        why = std::string("integrity check failed: ") + (res ? res : "?");
-        bad_file = true;
         return nullptr;
     }
     check.reset();
@@ -116,10 +114,13 @@ SqlitePtr try_open(const std::string& path, std::string& why, bool& bad_file) {
 Store::Store(SqlitePtr db, std::string path, bool persistent)
     : db_(std::move(db)), path_(std::move(path)), persistent_(persistent) {}
 
-std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
-    std::string why;
-    bool bad_file = false;
-    SqlitePtr db = try_open(path, why, bad_file);
+namespace {
+// Opens PATH; a bad file is moved aside and replaced; failing that, memory.
+SqlitePtr open_or_rebuild(const std::string& path, UnixTime now, bool force_aside, const std::string& reason,
+                          bool& persistent) {
+    std::string why = reason;
+    bool bad_file = force_aside;
+    SqlitePtr db = force_aside ? nullptr : try_open(path, why, bad_file);
     struct stat st {};
     if (!db && bad_file && ::stat(path.c_str(), &st) == 0) {
         std::string aside = path + ".corrupt-" + std::to_string(now);
@@ -134,17 +135,38 @@ std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
                        {{"path", path}, {"error", why}, {"rename", std::strerror(errno)}});
         }
     }
-    bool persistent = true;
+    persistent = true;
     if (!db) {
-        log::error("cannot create cache database, caching in memory only",
-                   {{"path", path}, {"error", why}});
+        log::error("cannot create cache database, caching in memory only", {{"path", path}, {"error", why}});
         db = try_open(":memory:", why, bad_file);
         persistent = false;
-        if (!db) return nullptr;
     }
+    return db;
+}
+
+bool is_corruption(int rc) {
+    int primary = rc & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path, UnixTime now) {
+    bool persistent = false;
+    SqlitePtr db = open_or_rebuild(path, now, false, "", persistent);
+    if (!db) return nullptr;
     std::unique_ptr<Store> s(new Store(std::move(db), path, persistent));
     if (!s->prepare()) return nullptr;
     return s;
+}
+
+bool Store::recover(UnixTime now, const std::string& why) {
+    if (!persistent_) return false;
+    put_stmt_.reset();
+    erase_stmt_.reset();
+    get_stmt_.reset();
+    db_.reset();
+    db_ = open_or_rebuild(path_, now, true, why, persistent_);
+    return db_ && prepare();
 }
 
 std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
@@ -219,7 +241,7 @@ std::vector<StsRow> Store::load_all() {
     return rows;
 }
 
-void Store::for_each(const std::function<void(StsRow&&)>& fn) {
+Store::ReadStatus Store::for_each(const std::function<void(StsRow&&)>& fn) {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(
             db_.get(),
@@ -227,14 +249,16 @@ void Store::for_each(const std::function<void(StsRow&&)>& fn) {
             " next_refresh, failures, last_error, mx_hosts, mx_expires,"
             " dane_kind, dane_expires, dane_refresh, dane_why, dane_fail FROM domains",
             -1, &st, nullptr) != SQLITE_OK) {
+        int rc = sqlite3_errcode(db_.get());
         log::error("cannot read cache", {{"error", sqlite3_errmsg(db_.get())}});
-        return;
+        return is_corruption(rc) ? ReadStatus::Corrupt : ReadStatus::Error;
     }
     SqliteStmtPtr guard(st);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) fn(read_row(st));
-    if (rc != SQLITE_DONE)
-        log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
+    if (rc == SQLITE_DONE) return ReadStatus::Ok;
+    log::error("cache read stopped early", {{"error", sqlite3_errmsg(db_.get())}});
+    return is_corruption(rc) ? ReadStatus::Corrupt : ReadStatus::Error;
 }
 
 std::optional<StsRow> Store::get(const std::string& domain) {
@@ -272,8 +296,14 @@ bool Store::put(const StsRow& r) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        log::error("cache write failed, keeping the entry in memory",
-                   {{"domain", r.domain}, {"error", sqlite3_errmsg(db_.get())}});
+        std::string err = sqlite3_errmsg(db_.get());
+        log::error("cache write failed, keeping the entry in memory", {{"domain", r.domain}, {"error", err}});
+        if (is_corruption(rc) && !retried_ && recover(r.fetched_at, err)) {
+            retried_ = true;
+            bool ok = put(r);
+            retried_ = false;
+            return ok;
+        }
         return false;
     }
     return true;

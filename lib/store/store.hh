@@ -49,7 +49,11 @@ class Store {
 
     std::vector<StsRow> load_all();
     // Streams every row to `fn` without holding them all (start-up with a large cache).
-    void for_each(const std::function<void(StsRow&&)>& fn);
+    enum class ReadStatus { Ok, Corrupt, Error };
+    ReadStatus for_each(const std::function<void(StsRow&&)>& fn);
+    // The file turned out damaged while in use: move it aside and start an empty one (or
+    // memory). Returns false when no database could be had.
+    bool recover(UnixTime now, const std::string& why);
     std::optional<StsRow> get(const std::string& domain);
     // Write failures (full disk, read-only file) are logged and reported, never thrown:
     // the in-memory cache keeps serving.
@@ -67,6 +71,7 @@ class Store {
     SqlitePtr db_;
     std::string path_;
     bool persistent_;
+    bool retried_ = false;
     SqliteStmtPtr put_stmt_;
     SqliteStmtPtr erase_stmt_;
     SqliteStmtPtr get_stmt_;

@@ -66,19 +66,26 @@ TEST_CASE("a corrupt database is moved aside and rebuilt") {
     fs::remove_all(d);
 }
 
-TEST_CASE("a truncated database with a valid header is rebuilt") {
+TEST_CASE("a truncated database with a valid header is found out and rebuilt") {
     auto d = temp_dir("trunc");
     std::string path = (d / "c.db").string();
     {
         auto s = store::Store::open(path, 1);
-        for (int i = 0; i < 200; ++i) s->put(row("d" + std::to_string(i) + ".example"));
+        s->begin();
+        for (int i = 0; i < 2000; ++i) s->put(row("d" + std::to_string(i) + ".example"));
+        s->commit();
     }
     fs::remove(path + "-wal");
     fs::remove(path + "-shm");
-    fs::resize_file(path, 4096 + 100);
+    fs::resize_file(path, fs::file_size(path) / 2);
     auto s = store::Store::open(path, 2);
     REQUIRE(s);
+    auto status = s->for_each([](store::StsRow&&) {});
+    if (status == store::Store::ReadStatus::Corrupt) CHECK(s->recover(2, "test"));
+    CHECK(fs::exists(path + ".corrupt-2"));  // found at open or while reading
+    CHECK(s->persistent());
     CHECK(s->put(row("example.com")));
+    CHECK(s->load_all().size() == 1);
     fs::remove_all(d);
 }
 
