@@ -57,6 +57,8 @@ sockaddr_storage parse_inet(const std::string& hostport, int& len) {
 Server::Server(event_base* base, const config::Config& cfg) : base_(base), cfg_(cfg) {}
 
 Server::~Server() {
+    std::vector<Conn*> open(live_.begin(), live_.end());
+    for (Conn* c : open) close(c);
     for (auto& l : listeners_) {
         if (l->ev) evconnlistener_free(l->ev);
         if (!l->unix_path.empty()) ::unlink(l->unix_path.c_str());
@@ -166,6 +168,7 @@ void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void
     bufferevent_set_timeouts(bev, &idle, nullptr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     ++s->conns_;
+    s->live_.insert(c.get());
     if (s->conns_ >= static_cast<std::size_t>(s->cfg_.max_connections)) s->pause_listeners(true);
 }
 
@@ -176,6 +179,7 @@ void Server::close(Conn* c) {
     c->deadline.reset();
     ++c->request;  // a reply still on its way is dropped
     --conns_;
+    live_.erase(c);
     if (paused_ && conns_ < static_cast<std::size_t>(cfg_.max_connections)) pause_listeners(false);
     c->self.reset();  // may destroy c
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.hh"
@@ -52,6 +53,7 @@ class Server {
     policy::Service* service_ = nullptr;
     const config::Config& cfg_;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    std::unordered_set<Conn*> live_;  // open connections, closed when the server goes
     std::size_t conns_ = 0;
     bool paused_ = false;
 };

@@ -175,6 +175,9 @@ const std::vector<Setting>& table() {
             INT("policy", "lookup_deadline_ms", lookup_deadline_ms, 100, 90'000,
                 "A lookup with nothing cached waits this long for its resolution, then answers "
                 "TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
+            INT("policy", "max_resolutions", max_resolutions, 1, 100'000,
+                "Cold lookups resolving at once; past it a lookup of a domain with nothing cached answers TEMP "
+                "(a flood of lookups for random domains cannot exhaust memory or the resolver)."),
             FAILURE("dns_timeout", dns_timeout,
                     "Answer when a DNS query needed for a decision times out."),
             FAILURE("dns_servfail", dns_servfail,

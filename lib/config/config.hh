@@ -53,6 +53,7 @@ struct Config {
     int failure_ttl = 30;
     // [policy]
     int lookup_deadline_ms = 10'000;
+    int max_resolutions = 1000;
     OnFailure dns_timeout = OnFailure::Tempfail;
     OnFailure dns_servfail = OnFailure::Tempfail;
     OnFailure dnssec_bogus = OnFailure::Tempfail;

@@ -34,6 +34,7 @@ EngineOptions EngineOptions::from(const config::Config& c) {
     o.dns_min_ttl = c.dns_min_ttl;
     o.dns_max_ttl = c.dns_max_ttl;
     o.failure_ttl = c.failure_ttl;
+    o.max_resolutions = static_cast<std::size_t>(c.max_resolutions);
     o.dns_timeout = c.dns_timeout;
     o.dns_servfail = c.dns_servfail;
     o.dnssec_bogus = c.dnssec_bogus;
@@ -366,6 +367,16 @@ void Engine::lookup(const std::string& domain, Callback cb) {
     }
     if (auto j = jobs_.find(domain); j != jobs_.end()) {
         j->second->waiters.push_back(std::move(cb));
+        return;
+    }
+    if (jobs_.size() >= opts_.max_resolutions) {
+        Decision d;
+        d.kind = Decision::Kind::Temp;
+        d.domain = domain;
+        d.source = "limit";
+        d.why = "too many lookups resolving at once (policy.max_resolutions = " +
+                std::to_string(opts_.max_resolutions) + "), try again later";
+        cb(d);
         return;
     }
     start(domain, nullptr);

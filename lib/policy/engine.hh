@@ -35,6 +35,7 @@ struct EngineOptions {
     int failure_ttl = 30;
     int idle_ttl = 86'400;  // DANE results of domains unused this long are not refreshed
     std::size_t max_mx_hosts = 16;
+    std::size_t max_resolutions = 1000;
     config::OnFailure dns_timeout = config::OnFailure::Tempfail;
     config::OnFailure dns_servfail = config::OnFailure::Tempfail;
     config::OnFailure dnssec_bogus = config::OnFailure::Tempfail;

@@ -233,3 +233,16 @@ TEST_CASE("the cache survives a restart") {
     }
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("cold lookups beyond max_resolutions answer TEMP at once") {
+    Rig r;
+    r.opts.max_resolutions = 2;
+    r.engine = std::make_unique<Engine>(r.dns, r.https, nullptr, r.clock, r.opts);
+    std::vector<Decision::Kind> kinds;
+    for (const char* d : {"a.example", "b.example", "c.example"})
+        r.engine->lookup(d, [&](const Decision& x) { kinds.push_back(x.kind); });
+    REQUIRE(kinds.size() == 1);
+    CHECK(kinds[0] == Decision::Kind::Temp);
+    run(r.dns, r.https);
+    CHECK(kinds.size() == 3);
+}
