@@ -98,6 +98,17 @@ setup)
     ;;
 cleanup)
     cleanup
+    # The daemons run under AddressSanitizer and UndefinedBehaviorSanitizer in the test
+    # build: a report in any daemon log fails the run.
+    reports=$(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$W" \
+              --include='*.log' 2>/dev/null)
+    if [ -n "$reports" ]; then
+        for f in $reports; do
+            echo "fixture: sanitizer report in $f:"
+            grep -E -A 12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f" | head -n 60
+        done
+        exit 1
+    fi
     ;;
 *)
     echo "usage: fixture.sh setup|cleanup WORKDIR [POLICYD [CLI]]" >&2
