@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+// The engine's cache half: entries packed in memory (one heap block of text, 32-bit times),
+// loaded from and written to the SQLite store, swept in bounded slices for refreshes and
+// expiry (RFC 8461 section 5.1: refresh before expiry; a failed refresh keeps the policy).
+#include <malloc.h>
+
+#include <algorithm>
+
+#include "policy/engine.hh"
+#include "policy/engine_detail.hh"
+#include "util/log.hh"
+#include "util/strings.hh"
+
+namespace strictmx::policy {
+
+using namespace detail;
+
+Engine::Packed Engine::pack(const Entry& e) {
+    Packed p;
+    auto add = [&](const std::string& s, bool last = false) {
+        p.blob += s;
+        if (!last) p.blob += '\0';
+    };
+    add(e.policy ? e.policy->text() : std::string());
+    add(e.txt_id);
+    add(join(e.mx_hosts, ' '));
+    add(e.negative_why);
+    add(e.last_error);
+    add(e.mx_error);
+    // "DANE does not apply" reasons are regenerated; only DANE and failures keep theirs.
+    add(e.dane.kind == dane::Kind::None ? std::string() : e.dane.why, true);
+    p.blob.shrink_to_fit();
+    p.fetched_at = t32(e.fetched_at);
+    p.expires_at = t32(e.expires_at);
+    p.negative_until = t32(e.negative_until);
+    p.next_refresh = t32(e.next_refresh);
+    p.mx_expires = t32(e.mx_expires);
+    p.dane_expires = t32(e.dane.expires);
+    p.dane_refresh = t32(e.dane.refresh_at);
+    p.last_used = t32(e.last_used);
+    p.failures = static_cast<std::uint16_t>(std::clamp(e.failures, 0, 0xffff));
+    p.dane_kind = static_cast<std::int8_t>(dane_code(e.dane));
+    p.fail_class = static_cast<std::uint8_t>(e.dane.fail_class);
+    p.flags = static_cast<std::uint8_t>((e.mx_known ? 1 : 0) | (e.was_dane ? 2 : 0));
+    return p;
+}
+
+Entry Engine::unpack(const Packed& p) {
+    Entry e;
+    auto fields = split(p.blob, '\0');
+    fields.resize(7);
+    if (!fields[0].empty()) {
+        if (auto pol = sts::parse_policy(fields[0]))
+            e.policy = std::make_shared<const sts::Policy>(std::move(*pol));
+    }
+    e.txt_id = std::string(fields[1]);
+    for (auto h : split(fields[2], ' '))
+        if (!h.empty()) e.mx_hosts.emplace_back(h);
+    e.negative_why = std::string(fields[3]);
+    e.last_error = std::string(fields[4]);
+    e.mx_error = std::string(fields[5]);
+    e.dane.why = fields[6].empty() ? std::string("DANE does not apply") : std::string(fields[6]);
+    e.fetched_at = p.fetched_at;
+    e.expires_at = p.expires_at;
+    e.negative_until = p.negative_until;
+    e.next_refresh = p.next_refresh;
+    e.mx_expires = p.mx_expires;
+    e.dane.expires = p.dane_expires;
+    e.dane.refresh_at = p.dane_refresh;
+    e.last_used = p.last_used;
+    e.failures = p.failures;
+    if (auto k = dane_kind_of(p.dane_kind)) {
+        e.dane.known = true;
+        e.dane.kind = *k;
+    }
+    e.dane.fail_class = p.fail_class;
+    e.mx_known = (p.flags & 1) != 0;
+    e.was_dane = (p.flags & 2) != 0;
+    return e;
+}
+
+std::optional<Entry> Engine::get(const std::string& domain) const {
+    auto it = entries_.find(domain);
+    if (it == entries_.end()) return std::nullopt;
+    return unpack(it->second);
+}
+
+void Engine::put(const std::string& domain, const Entry& e) {
+    entries_[domain] = pack(e);
+}
+
+Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store,
+               const Clock& clock, EngineOptions opts)
+    : resolver_(resolver),
+      fetcher_(fetcher),
+      store_(store),
+      clock_(clock),
+      opts_(std::move(opts)),
+      rng_(std::random_device{}()) {}
+
+std::size_t Engine::load() {
+    if (!store_) return 0;
+    UnixTime now = clock_.now();
+    std::size_t n = 0;
+    std::vector<std::string> dead;
+    auto status = store_->for_each([&](store::StsRow&& row) {
+        bool policy_alive = row.has_policy && row.expires_at > now;
+        bool negative_alive = !row.has_policy && row.expires_at > now;
+        bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
+        if (!policy_alive && !negative_alive && !dane_alive) {
+            dead.push_back(row.domain);
+            return;
+        }
+        // The stored text was written by us in canonical form: it is parsed when used.
+        Packed p;
+        auto add = [&](const std::string& f, bool last = false) {
+            p.blob += f;
+            if (!last) p.blob += '\0';
+        };
+        add(policy_alive ? row.policy : std::string());
+        add(row.txt_id);
+        add(row.mx_hosts);
+        add(negative_alive ? row.last_error : std::string());
+        add(row.last_error);
+        add(std::string());
+        add(row.dane_kind == 0 ? std::string() : row.dane_why, true);
+        p.blob.shrink_to_fit();
+        p.fetched_at = t32(row.fetched_at);
+        p.expires_at = t32(policy_alive ? row.expires_at : 0);
+        p.negative_until = t32(negative_alive ? row.expires_at : 0);
+        p.next_refresh = t32(row.next_refresh);
+        p.mx_expires = t32(row.mx_expires);
+        p.dane_expires = t32(dane_alive ? row.dane_expires : 0);
+        p.dane_refresh = t32(row.dane_refresh);
+        p.last_used = t32(now);
+        p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
+        p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
+        p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
+        p.flags = static_cast<std::uint8_t>((row.mx_expires != 0 ? 1 : 0) |
+                                            ((row.dane_fail_class & 4) ? 2 : 0));
+        entries_.emplace(std::move(row.domain), std::move(p));
+        ++n;
+    });
+    if (status == store::Store::ReadStatus::Corrupt) {
+        // Rows read before the damage may be damaged too: start empty, policies are fetched
+        // again.
+        entries_.clear();
+        store_->recover(now, "damaged while reading the cache at start-up");
+        malloc_trim(0);
+        return 0;
+    }
+    malloc_trim(0);  // give back what reading the rows used
+    if (!dead.empty()) {
+        store_->begin();
+        for (const auto& d : dead) store_->erase(d);
+        store_->commit();
+    }
+    return n;
+}
+
+std::optional<Entry> Engine::find(const std::string& domain) const {
+    return get(domain);
+}
+
+UnixTime Engine::jitter(UnixTime base, int seconds) {
+    int spread = std::max(1, seconds / 10);
+    std::uniform_int_distribution<int> dist(-spread, spread);
+    return base + std::max(1, seconds + dist(rng_));
+}
+
+void Engine::schedule_success(Entry& e) {
+    UnixTime now = clock_.now();
+    int interval = opts_.refresh_interval;
+    if (e.policy) {
+        // Refetch well before expiry: at the latest when half of max_age is left.
+        std::int64_t half_left = (e.expires_at - now) - e.policy->max_age / 2;
+        if (half_left > 0 && half_left < interval) interval = static_cast<int>(half_left);
+    }
+    e.next_refresh = jitter(now, std::max(interval, 1));
+}
+
+void Engine::schedule_failure(const std::string& domain, Entry& e, const std::string& why) {
+    UnixTime now = clock_.now();
+    e.failures = std::min(e.failures + 1, 30);
+    e.last_error = why;
+    std::int64_t delay = opts_.refresh_backoff;
+    for (int i = 1; i < e.failures && delay < opts_.refresh_interval; ++i) delay *= 2;
+    delay = std::min<std::int64_t>(delay, opts_.refresh_interval);
+    e.next_refresh = jitter(now, static_cast<int>(delay));
+    log::warn(
+        "policy refresh failed, keeping the cached policy",
+        {{"domain", domain}, {"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
+}
+
+void Engine::persist(const std::string& domain, const Entry& e) {
+    if (!store_) return;
+    store::StsRow row;
+    row.domain = domain;
+    row.has_policy = e.policy != nullptr;
+    row.txt_id = e.txt_id;
+    row.policy = e.policy ? e.policy->text() : std::string();
+    row.fetched_at = e.fetched_at;
+    row.expires_at = e.policy ? e.expires_at : e.negative_until;
+    row.next_refresh = e.next_refresh;
+    row.failures = e.failures;
+    row.last_error = e.last_error;
+    row.mx_hosts = join(e.mx_hosts, ' ');
+    row.mx_expires = e.mx_known ? e.mx_expires : 0;
+    row.dane_kind = dane_code(e.dane);
+    row.dane_expires = e.dane.expires;
+    row.dane_refresh = e.dane.refresh_at;
+    row.dane_why = e.dane.why;
+    row.dane_fail_class = (e.dane.fail_class & 3) | (e.was_dane ? 4 : 0);
+    store_->put(row);
+}
+
+void Engine::tick() {
+    UnixTime now = clock_.now();
+    std::uint32_t n32 = t32(now);
+    std::vector<std::string> due;
+    std::vector<std::string> drop;
+    // A bounded slice per tick, bucket by bucket: a large cache is swept over several ticks
+    // instead of stalling the loop (a million entries: one sweep per ~50 ticks).
+    constexpr std::size_t kBudget = 20'000;
+    std::size_t buckets = entries_.bucket_count();
+    std::size_t visited = 0;
+    for (std::size_t n = 0; n < buckets && visited < kBudget; ++n, ++scan_cursor_) {
+        std::size_t b = scan_cursor_ % buckets;
+        for (auto it = entries_.begin(b); it != entries_.end(b); ++it) {
+            ++visited;
+            const std::string& domain = it->first;
+            const Packed& p = it->second;
+            bool policy_alive = p.expires_at > n32 && p.blob.front() != '\0';
+            bool sts_alive = policy_alive || p.negative_until > n32;
+            bool dane_alive = p.dane_kind >= 0 && p.dane_expires > n32;
+            bool recently_used = now - static_cast<UnixTime>(p.last_used) < opts_.idle_ttl;
+            if (policy_alive && p.next_refresh <= n32) {
+                due.push_back(domain);  // cached policies are kept current whether used or not
+            } else if (recently_used && dane_alive && p.dane_refresh <= n32) {
+                due.push_back(domain);
+            } else if (!sts_alive && !dane_alive) {
+                drop.push_back(domain);
+            }
+        }
+    }
+    for (const auto& d : drop) {
+        if (jobs_.contains(d)) continue;
+        if (store_) store_->erase(d);
+        entries_.erase(d);
+    }
+    for (const auto& d : due) {
+        if (static_cast<int>(jobs_.size()) >= opts_.max_refreshes) break;
+        if (!jobs_.contains(d)) start(d, nullptr);
+    }
+}
+
+}  // namespace strictmx::policy

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by the two halves of the engine (engine.cc: resolution; engine_cache.cc:
+// the packed in-memory cache, persistence and refresh scheduling). Not a public interface.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dane/dane.hh"
+#include "dns/resolver.hh"
+#include "policy/engine.hh"
+
+namespace strictmx::policy::detail {
+
+inline std::string join(const std::vector<std::string>& v, char sep) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) out += sep;
+        out += v[i];
+    }
+    return out;
+}
+
+inline int fail_class_of(const dns::Answer& a) {
+    if (a.security == dns::Security::Bogus) return 2;
+    if (a.why == "timeout") return 1;
+    return 0;
+}
+
+inline int dane_code(const DaneState& d) {
+    if (!d.known) return -1;
+    switch (d.kind) {
+        case dane::Kind::None:
+            return 0;
+        case dane::Kind::Dane:
+            return 1;
+        case dane::Kind::DaneOnly:
+            return 2;
+        case dane::Kind::Fail:
+            return 3;
+    }
+    return -1;
+}
+
+inline std::optional<dane::Kind> dane_kind_of(int code) {
+    switch (code) {
+        case 0:
+            return dane::Kind::None;
+        case 1:
+            return dane::Kind::Dane;
+        case 2:
+            return dane::Kind::DaneOnly;
+        case 3:
+            return dane::Kind::Fail;
+    }
+    return std::nullopt;
+}
+inline std::uint32_t t32(UnixTime t) {
+    return static_cast<std::uint32_t>(std::clamp<UnixTime>(t, 0, 0xffffffffLL));
+}
+
+}  // namespace strictmx::policy::detail
