@@ -12,8 +12,6 @@
 // record or whose policy cannot be fetched, with nothing cached, has no MTA-STS (section 5).
 #include "policy/engine.hh"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 
