@@ -163,6 +163,7 @@ void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void
     c->listener = l;
     c->bev = bev;
     c->self = c;
+    c->deadline.reset(evtimer_new(s->base_, &on_deadline, c.get()));  // armed per request
     bufferevent_setcb(bev, &on_read, &on_write, &on_event, c.get());
     timeval idle{s->cfg_.idle_timeout_s, 0};
     bufferevent_set_timeouts(bev, &idle, nullptr);
@@ -311,7 +312,6 @@ void Server::process(const std::shared_ptr<Conn>& c) {
             c->busy = true;
             c->current = request_key.empty() ? payload : request_key;
             std::uint64_t id = ++c->request;
-            c->deadline.reset(evtimer_new(base_, &on_deadline, c.get()));
             int ms = cfg_.lookup_deadline_ms;
             timeval tv{ms / 1000, (ms % 1000) * 1000};
             evtimer_add(c->deadline.get(), &tv);
@@ -321,7 +321,7 @@ void Server::process(const std::shared_ptr<Conn>& c) {
                 if (!conn || conn->request != id || !conn->bev)
                     return;  // answered at the deadline, or gone
                 conn->busy = false;
-                conn->deadline.reset();
+                evtimer_del(conn->deadline.get());
                 send(conn, bytes);
                 process(conn);  // next buffered request; a no-op when called from process()
             };

@@ -77,12 +77,14 @@ void Service::decide(const std::string& raw_key, const Profile& profile,
     engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
         const Profile* p = find_profile(profile_name);
         Reply r = render(d, *p);
-        log::info("decision",
-                  {{"domain", d.domain},
-                   {"profile", profile_name},
-                   {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
-                   {"source", d.source},
-                   {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
+        if (log::enabled(log::Level::Info)) {
+            log::info("decision",
+                      {{"domain", d.domain},
+                       {"profile", profile_name},
+                       {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
+                       {"source", d.source},
+                       {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
+        }
         done(std::move(r));
     });
 }
@@ -97,11 +99,13 @@ void Service::decide_raw(const std::string& raw_key, const Profile& profile,
     }
     std::string profile_name = profile.name;
     engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
-        log::info("decision", {{"domain", d.domain},
-                               {"profile", profile_name},
-                               {"answer", render_exim(d, *find_profile(profile_name))},
-                               {"source", d.source},
-                               {"why", d.why}});
+        if (log::enabled(log::Level::Info)) {
+            log::info("decision", {{"domain", d.domain},
+                                   {"profile", profile_name},
+                                   {"answer", render_exim(d, *find_profile(profile_name))},
+                                   {"source", d.source},
+                                   {"why", d.why}});
+        }
         done(&d);
     });
 }
