@@ -172,12 +172,25 @@ const std::vector<Setting>& table() {
             INT("cache", "failure_ttl", failure_ttl, 1, 3600,
                 "A DNS failure on the DANE path (TEMP) is remembered this long before the next "
                 "try."),
+            INT("cache", "idle_ttl", idle_ttl, 3600, 31'622'400,
+                "A domain not looked up for this long is no longer refreshed and is evicted "
+                "(seconds); its policy is fetched afresh when it is next needed."),
+            INT("cache", "max_entries", max_entries, 100, 50'000'000,
+                "Domains kept in the cache at most; past it the least recently looked-up entry "
+                "is evicted (about 350 bytes of memory each)."),
+            INT("cache", "dane_history_ttl", dane_history_ttl, 3600, 31'622'400,
+                "How long \"this domain had DANE\" is remembered after DANE was last seen, "
+                "independent of DNS TTLs, evictions and cache rebuilds: while it is, "
+                "policy.on_failure never relaxes a failure of that domain."),
             INT("policy", "lookup_deadline_ms", lookup_deadline_ms, 100, 90'000,
                 "A lookup with nothing cached waits this long for its resolution, then answers "
                 "TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
             INT("policy", "max_resolutions", max_resolutions, 1, 100'000,
                 "Cold lookups resolving at once; past it a lookup of a domain with nothing cached answers TEMP "
                 "(a flood of lookups for random domains cannot exhaust memory or the resolver)."),
+            INT("policy", "max_resolutions_per_domain", max_resolutions_per_domain, 1, 100'000,
+                "Cold lookups resolving at once under one registered domain (public suffix list): "
+                "a slow or hostile zone cannot take every slot of policy.max_resolutions."),
             FAILURE("dns_timeout", dns_timeout,
                     "Answer when a DNS query needed for a decision times out."),
             FAILURE("dns_servfail", dns_servfail,

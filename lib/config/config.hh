@@ -51,9 +51,13 @@ struct Config {
     int dns_min_ttl = 60;
     int dns_max_ttl = 3600;
     int failure_ttl = 30;
+    int idle_ttl = 2'592'000;           // entries not looked up this long are evicted
+    int max_entries = 1'000'000;        // least recently used entries go past this
+    int dane_history_ttl = 2'592'000;   // "this domain had DANE" is remembered this long
     // [policy]
     int lookup_deadline_ms = 10'000;
     int max_resolutions = 1000;
+    int max_resolutions_per_domain = 16;  // per registered domain
     OnFailure dns_timeout = OnFailure::Tempfail;
     OnFailure dns_servfail = OnFailure::Tempfail;
     OnFailure dnssec_bogus = OnFailure::Tempfail;

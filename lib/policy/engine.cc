@@ -34,6 +34,10 @@ EngineOptions EngineOptions::from(const config::Config& c) {
     o.dns_max_ttl = c.dns_max_ttl;
     o.failure_ttl = c.failure_ttl;
     o.max_resolutions = static_cast<std::size_t>(c.max_resolutions);
+    o.max_resolutions_per_domain = static_cast<std::size_t>(c.max_resolutions_per_domain);
+    o.idle_ttl = c.idle_ttl;
+    o.max_entries = static_cast<std::size_t>(c.max_entries);
+    o.dane_history_ttl = c.dane_history_ttl;
     o.dns_timeout = c.dns_timeout;
     o.dns_servfail = c.dns_servfail;
     o.dnssec_bogus = c.dnssec_bogus;

@@ -33,9 +33,12 @@ struct EngineOptions {
     int dns_min_ttl = 60;
     int dns_max_ttl = 3600;
     int failure_ttl = 30;
-    int idle_ttl = 86'400;  // DANE results of domains unused this long are not refreshed
+    int idle_ttl = 2'592'000;  // entries unused this long are not refreshed, then evicted
+    int dane_history_ttl = 2'592'000;
+    std::size_t max_entries = 1'000'000;
     std::size_t max_mx_hosts = 16;
     std::size_t max_resolutions = 1000;
+    std::size_t max_resolutions_per_domain = 16;
     config::OnFailure dns_timeout = config::OnFailure::Tempfail;
     config::OnFailure dns_servfail = config::OnFailure::Tempfail;
     config::OnFailure dnssec_bogus = config::OnFailure::Tempfail;
