@@ -96,7 +96,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # Debian 12 runtime libraries of the binaries, the DNSSEC root trust anchor, the CA bundle
 # for policy fetches, and systemd-sysusers/systemd-tmpfiles for the maintainer scripts.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libtomlplusplus3, libfmt9, libstdc++6, libc6, libgcc-s1, dns-root-data, ca-certificates, systemd")
+    "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libpsl5, libtomlplusplus3, libfmt9, libstdc++6, libc6, libgcc-s1, dns-root-data, ca-certificates, systemd")
 # dpkg-shlibdeps (package dpkg-dev) adds exact library versions when it is installed.
 find_program(STRICTMX_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(STRICTMX_DPKG_SHLIBDEPS)

@@ -138,6 +138,11 @@ const std::vector<Setting>& table() {
                 "STATE_DIR/root.key, seeded from /usr/share/dns/root.key."),
             INT("resolver", "timeout_ms", resolver_timeout_ms, 100, 60'000,
                 "Give up on one DNS query after this long."),
+            INT("resolver", "max_outstanding", resolver_max_outstanding, 10, 1'000'000,
+                "DNS queries in the resolver at once, counting those already answered "
+                "\"timeout\" that libunbound is still retrying; past it a query fails at once "
+                "(TEMP). Bounds the resolver's memory when DNS is slow or unreachable (about 10 "
+                "KiB a query)."),
             STR("https", "ca_file", ca_file,
                 "CA bundle for policy hosts. Empty: the system bundle."),
             STRS("https", "connect_to", connect_to,
@@ -186,7 +191,8 @@ const std::vector<Setting>& table() {
                 "A lookup with nothing cached waits this long for its resolution, then answers "
                 "TEMP (the mail is deferred and retried; the resolution goes on and is cached)."),
             INT("policy", "max_resolutions", max_resolutions, 1, 100'000,
-                "Cold lookups resolving at once; past it a lookup of a domain with nothing cached answers TEMP "
+                "Cold lookups resolving at once; past it a lookup of a domain with nothing cached "
+                "answers TEMP "
                 "(a flood of lookups for random domains cannot exhaust memory or the resolver)."),
             INT("policy", "max_resolutions_per_domain", max_resolutions_per_domain, 1, 100'000,
                 "Cold lookups resolving at once under one registered domain (public suffix list): "
@@ -336,10 +342,12 @@ Config parse(const std::string& text, const std::string& origin) {
                     if (answer.find_first_of("\r\n") != std::string::npos)
                         fail(w, "answer contains a line break");
                     static const std::set<std::string> kLevels = {
-                        "none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"};
+                        "none",      "may",         "encrypt", "dane",
+                        "dane-only", "fingerprint", "verify",  "secure"};
                     if (!answer.empty() && !kLevels.contains(answer.substr(0, answer.find(' '))))
                         fail(w + "." + std::string(dk.str()),
-                             "answer must start with a Postfix TLS level (none, may, encrypt, dane, dane-only, "
+                             "answer must start with a Postfix TLS level (none, may, encrypt, "
+                             "dane, dane-only, "
                              "fingerprint, verify, secure) or be empty for NOTFOUND");
                     auto key = dns::classify_key(dk.str());
                     if (key.kind != dns::KeyKind::Domain)

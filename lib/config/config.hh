@@ -35,6 +35,7 @@ struct Config {
     std::vector<std::string> forwarders;
     std::string trust_anchor_file;  // default: STATE_DIR/root.key
     int resolver_timeout_ms = 5000;
+    int resolver_max_outstanding = 4000;
     // [https]
     std::string ca_file;
     std::vector<std::string> connect_to;
@@ -51,9 +52,9 @@ struct Config {
     int dns_min_ttl = 60;
     int dns_max_ttl = 3600;
     int failure_ttl = 30;
-    int idle_ttl = 2'592'000;           // entries not looked up this long are evicted
-    int max_entries = 1'000'000;        // least recently used entries go past this
-    int dane_history_ttl = 2'592'000;   // "this domain had DANE" is remembered this long
+    int idle_ttl = 2'592'000;          // entries not looked up this long are evicted
+    int max_entries = 1'000'000;       // least recently used entries go past this
+    int dane_history_ttl = 2'592'000;  // "this domain had DANE" is remembered this long
     // [policy]
     int lookup_deadline_ms = 10'000;
     int max_resolutions = 1000;

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <idn2.h>
+#include <libpsl.h>
 
 #include <cstdlib>
 
@@ -29,6 +30,21 @@ bool is_hostname(std::string_view name) {
         last_all_digits = all_digits;
     }
     return labels >= 2 && !last_all_digits;
+}
+
+bool fits_with_prefix(std::string_view prefix, std::string_view name) {
+    return prefix.size() + 1 + name.size() <= 253;
+}
+
+std::string registered_domain(std::string_view name) {
+    // psl_latest() prefers the system's list (package publicsuffix) over the built-in one.
+    static const psl_ctx_t* psl = [] {
+        const psl_ctx_t* p = psl_latest(nullptr);
+        return p ? p : psl_builtin();
+    }();
+    std::string n(name);
+    const char* reg = psl ? psl_registrable_domain(psl, n.c_str()) : nullptr;
+    return reg ? std::string(reg) : n;
 }
 
 bool is_ip_literal(std::string_view s) {

@@ -12,6 +12,14 @@ namespace strictmx::dns {
 // last label that is not all digits (so no IPv4 literal passes). Case-insensitive.
 bool is_hostname(std::string_view name);
 
+// True when `prefix` + "." + `name` still fits a DNS owner name (255 octets on the wire, 253 in
+// presentation form): "_mta-sts." or "_25._tcp." before a long valid name may not.
+bool fits_with_prefix(std::string_view prefix, std::string_view name);
+
+// The registered domain of a host name under the public suffix list ("a.b.example.co.uk" ->
+// "example.co.uk"); the name itself when it is a public suffix or the list does not know it.
+std::string registered_domain(std::string_view name);
+
 // True for a textual IPv4 or IPv6 address.
 bool is_ip_literal(std::string_view s);
 

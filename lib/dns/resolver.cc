@@ -55,6 +55,10 @@ const char* status_name(Answer::Status s) {
 }
 
 std::optional<std::string> parse_wire_name(std::string_view& in) {
+    // Presentation form (RFC 1035 5.1, RFC 4343): a label may hold any octet, so every octet
+    // other than a letter, digit or hyphen is written as \DDD. A "." inside a label, a blank,
+    // "=" or NUL therefore never reads as part of a host name: is_hostname() rejects the
+    // result, and a log line shows exactly what DNS sent.
     std::string name;
     std::size_t total = 0;
     for (;;) {
@@ -66,10 +70,21 @@ std::optional<std::string> parse_wire_name(std::string_view& in) {
         total += len + 1;
         if (total > 254) return std::nullopt;
         if (!name.empty()) name += '.';
-        name.append(in.substr(0, len));
+        for (unsigned char c : in.substr(0, len)) {
+            if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c - 'A' + 'a');
+            bool ldh = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+            if (ldh) {
+                name += static_cast<char>(c);
+            } else {
+                name += '\\';
+                name += static_cast<char>('0' + c / 100);
+                name += static_cast<char>('0' + c / 10 % 10);
+                name += static_cast<char>('0' + c % 10);
+            }
+        }
         in.remove_prefix(len);
     }
-    return to_lower(name);
+    return name;
 }
 
 std::optional<Mx> parse_mx(std::string_view rdata) {

@@ -52,12 +52,15 @@ class Resolver {
 // RDATA decoders (RFC 1035 3.3.9, 3.3.14). Pure functions over hostile bytes.
 struct Mx {
     std::uint16_t preference = 0;
-    std::string host;  // lowercase, no trailing dot; "" is the null MX "." (RFC 7505)
+    // Lowercase presentation form, no trailing dot; "" is the null MX "." (RFC 7505). Not
+    // yet a host name: the caller checks is_hostname() before using it.
+    std::string host;
 };
 std::optional<Mx> parse_mx(std::string_view rdata);
 // A TXT record's character-strings concatenated (RFC 8461 3.1, RFC 8460 3).
 std::optional<std::string> parse_txt(std::string_view rdata);
-// An uncompressed wire-format name at the front of `in`; advances `in`.
+// An uncompressed wire-format name at the front of `in`, in lowercase presentation form with
+// every octet other than a letter, digit or hyphen escaped as \DDD; advances `in`.
 std::optional<std::string> parse_wire_name(std::string_view& in);
 
 }  // namespace strictmx::dns

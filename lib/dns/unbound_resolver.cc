@@ -3,6 +3,12 @@
 // back through ub_fd() and ub_process() on our libevent loop, so no lookup blocks it.
 // libunbound returns bogus answers with rcode 0 and the forged data: every result is
 // checked for `bogus` before its data is looked at.
+//
+// A query whose deadline passes is answered "timeout" at once but stays counted until
+// libunbound reports it done: in threaded mode ub_cancel only hides the result, while the
+// worker thread keeps the query's state (about 10 KiB) through its own retries, which with
+// unreachable servers last minutes. Counting those queries against max_outstanding is what
+// bounds the worker's memory when DNS is down.
 #include "dns/unbound_resolver.hh"
 
 #include <stdexcept>
@@ -20,6 +26,7 @@ struct UnboundResolver::Pending {
     EventPtr timer;
     EventPtr deliver;  // for immediate failures: deliver on the loop, not from resolve()
     Answer answer;
+    bool answered = false;  // the callback has run (timeout); the result is dropped
 };
 
 namespace {
@@ -29,7 +36,10 @@ void check(int rc, const char* what) {
 }  // namespace
 
 UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
-    : base_(base), ctx_(ub_ctx_create()), timeout_ms_(opts.timeout_ms) {
+    : base_(base),
+      ctx_(ub_ctx_create()),
+      timeout_ms_(opts.timeout_ms),
+      max_outstanding_(opts.max_outstanding) {
     if (!ctx_) throw std::runtime_error("ub_ctx_create failed");
     check(ub_ctx_async(ctx_.get(), 1), "ub_ctx_async");
     if (!opts.config_file.empty())
@@ -57,14 +67,18 @@ void UnboundResolver::resolve(const std::string& name, std::uint16_t type, Callb
     p->name = name;
     p->type = type;
     p->cb = std::move(cb);
+    bool full = pending_.size() >= max_outstanding_;
     pending_.emplace(p, std::move(owned));
-    int rc =
-        ub_resolve_async(ctx_.get(), name.c_str(), type, 1 /* IN */, p, &on_result, &p->async_id);
-    if (rc != 0) {
+    int rc = full ? 0
+                  : ub_resolve_async(ctx_.get(), name.c_str(), type, 1 /* IN */, p, &on_result,
+                                     &p->async_id);
+    if (full || rc != 0) {
         p->async_id = 0;
         Answer a;
         a.status = Answer::Status::Fail;
-        a.why = std::string("resolver error: ") + ub_strerror(rc);
+        a.why = full ? "resolver overloaded: " + std::to_string(max_outstanding_) +
+                           " queries outstanding (DNS slow or unreachable)"
+                     : std::string("resolver error: ") + ub_strerror(rc);
         p->answer = std::move(a);
         p->deliver.reset(event_new(base_, -1, 0, &on_deliver, p));
         event_active(p->deliver.get(), 0, 0);
@@ -87,12 +101,18 @@ void UnboundResolver::on_deliver(evutil_socket_t, short, void* arg) noexcept {
 
 void UnboundResolver::on_timeout(evutil_socket_t, short, void* arg) noexcept {
     auto* p = static_cast<Pending*>(arg);
-    if (p->async_id) ub_cancel(p->owner->ctx_.get(), p->async_id);
-    p->async_id = 0;
     Answer a;
     a.status = Answer::Status::Fail;
     a.why = "timeout";
-    p->owner->finish(p, std::move(a));
+    if (!p->async_id) {
+        p->owner->finish(p, std::move(a));
+        return;
+    }
+    // Answer now; keep the entry (and its count) until libunbound is done with the query.
+    Callback cb = std::move(p->cb);
+    p->cb = nullptr;
+    p->answered = true;
+    p->owner->deliver(p, std::move(cb), std::move(a));
 }
 
 void UnboundResolver::on_result(void* arg, int err, ub_result* raw) noexcept {
@@ -133,13 +153,18 @@ void UnboundResolver::finish(Pending* p, Answer a) {
     if (it == pending_.end()) return;
     std::unique_ptr<Pending> owned = std::move(it->second);
     pending_.erase(it);
-    log::debug("dns answer", {{"name", owned->name},
-                              {"type", type_name(owned->type)},
+    if (owned->answered) return;  // answered "timeout" before; libunbound is done with it now
+    deliver(owned.get(), std::move(owned->cb), std::move(a));
+}
+
+void UnboundResolver::deliver(Pending* p, Callback cb, Answer a) {
+    log::debug("dns answer", {{"name", p->name},
+                              {"type", type_name(p->type)},
                               {"status", status_name(a.status)},
                               {"dnssec", security_name(a.security)},
                               {"why", a.why}});
     try {
-        owned->cb(std::move(a));
+        if (cb) cb(std::move(a));
     } catch (const std::exception& e) {
         log::error("dns callback failed", {{"error", e.what()}});
     }

@@ -18,6 +18,10 @@ struct UnboundOptions {
     std::vector<std::string> forwarders;  // addresses, "ip" or "ip@port"
     std::string trust_anchor_file;        // RFC 5011 managed anchor (ub_ctx_add_ta_autr)
     int timeout_ms = 5000;                // our own per-query deadline
+    // Queries libunbound works on at once, at most, counting those whose deadline passed:
+    // libunbound's worker thread goes on with a query until its own retries end (ub_cancel
+    // does not stop it), so without this bound a flood of failing names grows its memory.
+    std::size_t max_outstanding = 4000;
 };
 
 class UnboundResolver final : public Resolver {
@@ -29,6 +33,8 @@ class UnboundResolver final : public Resolver {
     UnboundResolver& operator=(const UnboundResolver&) = delete;
 
     void resolve(const std::string& name, std::uint16_t type, Callback cb) override;
+    // Queries libunbound is still working on, those already answered "timeout" included.
+    std::size_t outstanding() const { return pending_.size(); }
 
   private:
     struct Pending;
@@ -37,11 +43,13 @@ class UnboundResolver final : public Resolver {
     static void on_timeout(evutil_socket_t, short, void* arg) noexcept;
     static void on_deliver(evutil_socket_t, short, void* arg) noexcept;
     void finish(Pending* p, Answer a);
+    void deliver(Pending* p, Callback cb, Answer a);
 
     event_base* base_;
     UbCtxPtr ctx_;
     EventPtr read_ev_;
     int timeout_ms_;
+    std::size_t max_outstanding_;
     std::map<Pending*, std::unique_ptr<Pending>> pending_;
 };
 

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "dns/name.hh"
+#include "util/log.hh"
+
 namespace strictmx::policy {
 
 const Profile* find_profile(std::string_view name) {
@@ -41,6 +44,49 @@ std::vector<std::string> match_names(const sts::Policy& p,
     return names;
 }
 
+namespace {
+bool enforced(const sts::Policy& p, const Profile& profile) {
+    return p.mode == sts::Mode::Enforce || (p.mode == sts::Mode::Testing && profile.strict_testing);
+}
+
+// The last check before a name from DNS or HTTPS goes into an answer: it was validated where
+// it entered, and this keeps any future path from writing one that was not. A blank, "=",
+// ":", ",", "{", "}" or a control byte in a name would add or widen a Postfix attribute.
+bool safe_names(const Decision& d, const std::vector<std::string>& names) {
+    for (const auto& n : names) {
+        if (!dns::is_hostname(n)) {
+            log::error("refusing to write a name that is not a host name into an answer",
+                       {{"domain", d.domain}, {"name", n}});
+            return false;
+        }
+    }
+    return true;
+}
+
+bool safe_policy(const Decision& d, const sts::Policy& p) {
+    for (const auto& pat : p.mx) {
+        if (!sts::is_mx_pattern(pat)) {
+            log::error("refusing to write an mx pattern that is not one into an answer",
+                       {{"domain", d.domain}, {"pattern", pat}});
+            return false;
+        }
+    }
+    return dns::is_hostname(d.domain);
+}
+
+const Reply kUnsafe{Reply::Kind::Temp,
+                    "internal check failed: a name from DNS or HTTPS is not a host name"};
+}  // namespace
+
+std::string dane_answer(const Decision& d, const Profile& profile) {
+    // Partial DANE ("dane": Postfix uses opportunistic TLS for hosts without usable TLSA)
+    // while the domain also enforces MTA-STS: no host may be reached with less than
+    // authenticated TLS (RFC 8461 section 2 lets DANE win, RFC 7672 section 2.2 makes hosts
+    // without TLSA unauthenticated), so hosts without usable TLSA are skipped.
+    if (d.dane_level == "dane" && d.policy && enforced(*d.policy, profile)) return "dane-only";
+    return d.dane_level;
+}
+
 Reply render(const Decision& d, const Profile& profile) {
     switch (d.kind) {
         case Decision::Kind::NotFound:
@@ -51,14 +97,13 @@ Reply render(const Decision& d, const Profile& profile) {
             if (d.override_text.empty()) return {Reply::Kind::NotFound, {}};
             return {Reply::Kind::Ok, d.override_text};
         case Decision::Kind::Dane:
-            return {Reply::Kind::Ok, d.dane_level};
+            return {Reply::Kind::Ok, dane_answer(d, profile)};
         case Decision::Kind::Sts:
             break;
     }
     const sts::Policy& p = *d.policy;
-    bool enforce =
-        p.mode == sts::Mode::Enforce || (p.mode == sts::Mode::Testing && profile.strict_testing);
-    if (!enforce) return {Reply::Kind::NotFound, {}};
+    if (!enforced(p, profile)) return {Reply::Kind::NotFound, {}};
+    if (!safe_policy(d, p)) return kUnsafe;
     bool has_wildcard =
         std::any_of(p.mx.begin(), p.mx.end(), [](const auto& s) { return s.starts_with("*."); });
     if (has_wildcard && !d.mx_known)
@@ -67,6 +112,7 @@ Reply render(const Decision& d, const Profile& profile) {
     std::vector<std::string> names = match_names(p, d.mx_hosts);
     if (names.empty())
         return {Reply::Kind::Temp, "no MX host of " + d.domain + " matches its MTA-STS policy"};
+    if (!safe_names(d, names)) return kUnsafe;
     std::string out = "secure match=";
     for (std::size_t i = 0; i < names.size(); ++i) {
         if (i) out += ':';
@@ -75,7 +121,11 @@ Reply render(const Decision& d, const Profile& profile) {
     if (profile.servername) out += " servername=hostname";
     if (profile.tlsrpt) {
         out += " policy_type=sts policy_domain=" + d.domain;
-        for (const auto& line : p.lines()) out += " { policy_string = " + line + " }";
+        for (const auto& line : p.lines()) {
+            // Canonical lines rebuilt from parsed values; a brace would end the group early.
+            if (line.find_first_of("{}\r\n") != std::string::npos) return kUnsafe;
+            out += " { policy_string = " + line + " }";
+        }
         for (const auto& pat : p.mx) out += " mx_host_pattern=" + pat;
     }
     return {Reply::Kind::Ok, out};
@@ -111,7 +161,7 @@ std::string render_exim(const Decision& d, const Profile& profile) {
         case Decision::Kind::Temp:
             return "level=tempfail reason=" + exim_quote(d.why);
         case Decision::Kind::Dane:
-            return "level=" + d.dane_level;
+            return "level=" + dane_answer(d, profile);
         case Decision::Kind::Override: {
             if (d.override_text.empty()) return "level=none";
             std::string level = d.override_text.substr(0, d.override_text.find(' '));
@@ -121,7 +171,7 @@ std::string render_exim(const Decision& d, const Profile& profile) {
             break;
     }
     const sts::Policy& p = *d.policy;
-    Reply r = render(d, profile);
+    Reply r = render(d, profile);  // asserts every name it and this answer write
     if (r.kind == Reply::Kind::Temp) return "level=tempfail reason=" + exim_quote(r.text);
     if (r.kind == Reply::Kind::NotFound)
         return std::string("level=none mode=") + sts::mode_name(p.mode);
@@ -141,7 +191,7 @@ std::string exim_mxcheck(const Decision& d, const Profile& profile, std::string_
     const sts::Policy& p = *d.policy;
     bool enforce =
         p.mode == sts::Mode::Enforce || (p.mode == sts::Mode::Testing && profile.strict_testing);
-    if (!enforce || sts::policy_allows(p, host)) return {};
+    if (!enforce || (dns::is_hostname(host) && sts::policy_allows(p, host))) return {};
     return "MX host " + std::string(host) + " is not allowed by the MTA-STS policy of " + d.domain;
 }
 

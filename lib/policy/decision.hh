@@ -23,8 +23,10 @@ struct Decision {
     std::string domain;
     std::string source;  // key | override | cache | fetch | dns
     std::string why;     // one human sentence for the log line and `strictmx query`
-    std::shared_ptr<const sts::Policy> policy;  // Sts only
-    std::vector<std::string> mx_hosts;          // the domain's MX host names, if known
+    // Sts; and Dane when the domain also has an MTA-STS policy in force: with partial DANE
+    // (`dane_level` "dane") an enforced policy makes the answer dane-only.
+    std::shared_ptr<const sts::Policy> policy;
+    std::vector<std::string> mx_hosts;  // the domain's MX host names, if known
     bool mx_known = false;
     std::string mx_error;       // why the MX set is unknown
     std::string override_text;  // Override only
@@ -47,7 +49,13 @@ struct Reply {
     std::string text;  // Ok: the policy; Temp: the reason
 };
 
-// Write a decision for Postfix smtp_tls_policy_maps under `profile`.
+// The DANE level a profile answers: "dane" becomes "dane-only" when an enforced MTA-STS
+// policy is also in force (no host may be reached without authenticated TLS).
+std::string dane_answer(const Decision& d, const Profile& profile);
+
+// Write a decision for Postfix smtp_tls_policy_maps under `profile`. Every name written
+// (match=, policy_domain=, mx_host_pattern=) is checked once more to be a host name (or an mx
+// pattern); if one is not, the answer is TEMP and the refusal is logged.
 //
 // enforce -> "secure match=N1:N2... servername=hostname". Postfix's match list is exact
 // names or ".domain" (any depth), while a policy's "*.example.net" covers one label only.

@@ -47,6 +47,8 @@ EngineOptions EngineOptions::from(const config::Config& c) {
 
 struct Engine::Job {
     std::string domain;
+    JobKind kind = JobKind::Cold;
+    std::string zone;  // registered domain (Cold only): the per-zone budget it counts against
     std::vector<Callback> waiters;
     int pending = 0;  // DNS queries and fetches still out
     dns::Answer txt;
@@ -121,7 +123,8 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
     if (!e.dane.known || e.dane.expires <= now) return std::nullopt;
     switch (e.dane.kind) {
         case dane::Kind::Fail: {
-            Decision d = failure_decision(domain, e.dane.fail_class, e.dane.why, e.was_dane);
+            Decision d =
+                failure_decision(domain, e.dane.fail_class, e.dane.why, e.dane_seen_until > now);
             d.source = "cache";
             if (d.kind == Decision::Kind::NotFound) {
                 // Relaxed: MTA-STS decides as if DANE did not apply.
@@ -140,6 +143,7 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
             d.source = "cache";
             d.dane_level = dane::kind_name(e.dane.kind);
             d.why = e.dane.why;
+            if (e.policy && e.expires_at > now) d.policy = e.policy;
             return d;
         }
         case dane::Kind::None:
@@ -168,8 +172,8 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         if (auto d = from_cache(domain, e)) {
             bool due = (e.policy && e.next_refresh <= now) || e.dane.refresh_at <= now;
             if (due && !jobs_.contains(domain) &&
-                static_cast<int>(jobs_.size()) < opts_.max_refreshes)
-                start(domain, nullptr);
+                static_cast<int>(refreshes_in_flight()) < opts_.max_refreshes)
+                start(domain, nullptr, JobKind::Refresh);
             cb(*d);
             return;
         }
@@ -178,17 +182,30 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         j->second->waiters.push_back(std::move(cb));
         return;
     }
-    if (jobs_.size() >= opts_.max_resolutions) {
+    auto refuse = [&](std::string why) {
         Decision d;
         d.kind = Decision::Kind::Temp;
         d.domain = domain;
         d.source = "limit";
-        d.why = "too many lookups resolving at once (policy.max_resolutions = " +
-                std::to_string(opts_.max_resolutions) + "), try again later";
+        d.why = std::move(why);
         cb(d);
+    };
+    if (cold_in_flight_ >= opts_.max_resolutions) {
+        ++stats_.refused_busy;
+        refuse("too many lookups resolving at once (policy.max_resolutions = " +
+               std::to_string(opts_.max_resolutions) + "), try again later");
         return;
     }
-    start(domain, nullptr);
+    std::string zone = dns::registered_domain(domain);
+    if (auto z = cold_per_zone_.find(zone);
+        z != cold_per_zone_.end() && z->second >= opts_.max_resolutions_per_domain) {
+        ++stats_.refused_zone;
+        refuse("too many lookups under " + zone +
+               " resolving at once (policy.max_resolutions_per_domain = " +
+               std::to_string(opts_.max_resolutions_per_domain) + "), try again later");
+        return;
+    }
+    start(domain, nullptr, JobKind::Cold);
     jobs_[domain]->waiters.push_back(std::move(cb));
 }
 
@@ -197,29 +214,55 @@ void Engine::resolve_fresh(const std::string& domain, Callback cb, Trace* trace)
         j->second->waiters.push_back(std::move(cb));
         return;
     }
-    start(domain, trace);
+    start(domain, trace, JobKind::Refresh);
     jobs_[domain]->waiters.push_back(std::move(cb));
 }
 
-void Engine::start(const std::string& domain, Trace* trace) {
+void Engine::start(const std::string& domain, Trace* trace, JobKind kind) {
     auto job = std::make_shared<Job>();
     job->domain = domain;
+    job->kind = kind;
     job->trace = trace;
     job->pending = 2;
-    job->queries = 2;
+    job->queries = 0;
     job->e = get(domain).value_or(Entry{});
     job->e.last_used = std::max(job->e.last_used, clock_.now());
+    if (kind == JobKind::Cold) {
+        job->zone = dns::registered_domain(domain);
+        ++cold_in_flight_;
+        ++cold_per_zone_[job->zone];
+    }
     jobs_[domain] = job;
-    resolver_.resolve("_mta-sts." + domain, dns::rrtype::TXT, [this, job](dns::Answer a) {
-        job->txt = std::move(a);
-        on_txt(job);
-        done_one(job);
-    });
-    resolver_.resolve(domain, dns::rrtype::MX, [this, job](dns::Answer a) {
+    // The MX query goes first: an owner name too long for DNS is answered at once, and the
+    // job must not end before every query is out.
+    query(job, domain, dns::rrtype::MX, [this, job](dns::Answer a) {
         job->mx = std::move(a);
         on_mx(job);
         done_one(job);
     });
+    query(job, "_mta-sts." + domain, dns::rrtype::TXT, [this, job](dns::Answer a) {
+        job->txt = std::move(a);
+        on_txt(job);
+        done_one(job);
+    });
+}
+
+void Engine::query(const std::shared_ptr<Job>& job, const std::string& name, std::uint16_t type,
+                   dns::Resolver::Callback cb) {
+    // A valid domain of 245-253 octets has no room for "_mta-sts." or "_25._tcp.": no such
+    // record can exist, so the answer is a plain "no data", cached like any other.
+    if (name.size() > 253) {
+        dns::Answer a;
+        a.status = dns::Answer::Status::NxDomain;
+        a.security = dns::Security::Insecure;
+        a.why = "name longer than 253 octets: no such record can exist";
+        job->note(std::string(dns::type_name(type)) + " " + name.substr(0, 40) +
+                  "...: not looked up (" + a.why + ")");
+        cb(std::move(a));
+        return;
+    }
+    ++job->queries;
+    resolver_.resolve(name, type, std::move(cb));
 }
 
 void Engine::on_mx(const std::shared_ptr<Job>& job) {
@@ -237,8 +280,21 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
     std::vector<std::pair<std::uint16_t, std::string>> hosts;
     if (mx.status == dns::Answer::Status::Ok) {
         for (const auto& rd : mx.rdata) {
-            if (auto m = dns::parse_mx(rd); m && !m->host.empty())
-                hosts.emplace_back(m->preference, m->host);
+            auto m = dns::parse_mx(rd);
+            if (!m || m->host.empty()) continue;
+            // A DNS label may hold any octet; only an LDH host name can be a delivery target
+            // or be written into an answer (RFC 1123 2.1, RFC 5321 2.3.5). Postfix skips such
+            // MX records too. With no valid host left, an MTA-STS policy matches nothing
+            // (TEMP) and DANE has no host to cover.
+            if (!dns::is_hostname(m->host)) {
+                ++stats_.invalid_names;
+                log::warn("MX host is not a host name, ignored",
+                          {{"domain", domain}, {"mx", m->host.substr(0, 300)}});
+                job->note("MX " + domain + ": ignored " + m->host.substr(0, 300) +
+                          " (not a host name)");
+                continue;
+            }
+            hosts.emplace_back(m->preference, m->host);
         }
     } else if (mx.status == dns::Answer::Status::NoData) {
         hosts.emplace_back(0, domain);
@@ -263,22 +319,21 @@ void Engine::on_mx(const std::shared_ptr<Job>& job) {
     job->hosts_truncated = e.mx_hosts.size() > n;
     job->hosts.resize(n);
     job->pending += static_cast<int>(3 * n);
-    job->queries += static_cast<int>(3 * n);
     if (n > 0) job->dns_rounds = 2;
     for (std::size_t i = 0; i < n; ++i) {
         job->hosts[i].host = e.mx_hosts[i];
         const std::string host = e.mx_hosts[i];
-        resolver_.resolve(host, dns::rrtype::A, [this, job, i](dns::Answer a) {
+        query(job, host, dns::rrtype::A, [this, job, i](dns::Answer a) {
             job->hosts[i].a = std::move(a);
             follow_cname(job, i, job->hosts[i].a);
             done_one(job);
         });
-        resolver_.resolve(host, dns::rrtype::AAAA, [this, job, i](dns::Answer a) {
+        query(job, host, dns::rrtype::AAAA, [this, job, i](dns::Answer a) {
             job->hosts[i].aaaa = std::move(a);
             follow_cname(job, i, job->hosts[i].aaaa);
             done_one(job);
         });
-        resolver_.resolve(dane::tlsa_name(host), dns::rrtype::TLSA, [this, job, i](dns::Answer a) {
+        query(job, dane::tlsa_name(host), dns::rrtype::TLSA, [this, job, i](dns::Answer a) {
             job->hosts[i].tlsa = std::move(a);
             done_one(job);
         });
@@ -292,15 +347,20 @@ void Engine::follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const 
     if (a.failed()) return;
     std::string target = to_lower(a.canonical_name);
     if (!target.empty() && target.back() == '.') target.pop_back();
-    if (target.empty() || target == h.host || !dns::is_hostname(target)) return;
+    if (target.empty() || target == h.host) return;
+    if (!dns::is_hostname(target)) {
+        // Checked where it enters: a CNAME target that is no host name is never queried or
+        // written anywhere; the TLSA at the original name counts.
+        job->note("CNAME target of " + h.host + " is not a host name: " + sanitize(target, 120));
+        return;
+    }
     if (a.security != dns::Security::Secure) {
         // Insecure expansion: is the original name itself signed?
         if (h.cname_queried) return;
         h.cname_queried = true;
         ++job->pending;
-        ++job->queries;
         job->dns_rounds = 3;
-        resolver_.resolve(h.host, dns::rrtype::CNAME, [this, job, i](dns::Answer c) {
+        query(job, h.host, dns::rrtype::CNAME, [this, job, i](dns::Answer c) {
             job->hosts[i].cname = std::move(c);
             done_one(job);
         });
@@ -310,9 +370,8 @@ void Engine::follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const 
     h.expanded_queried = true;
     h.expanded = target;
     ++job->pending;
-    ++job->queries;
     job->dns_rounds = 3;
-    resolver_.resolve(dane::tlsa_name(target), dns::rrtype::TLSA, [this, job, i](dns::Answer t) {
+    query(job, dane::tlsa_name(target), dns::rrtype::TLSA, [this, job, i](dns::Answer t) {
         job->hosts[i].tlsa_expanded = std::move(t);
         done_one(job);
     });
@@ -470,7 +529,8 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     job->note("DANE: " + std::string(dane::kind_name(o.kind)) + ": " + o.why);
     bool had_dane =
         e.dane.known && (e.dane.kind == dane::Kind::Dane || e.dane.kind == dane::Kind::DaneOnly);
-    if (had_dane) e.was_dane = true;
+    if (o.kind == dane::Kind::Dane || o.kind == dane::Kind::DaneOnly)
+        e.dane_seen_until = now + opts_.dane_history_ttl;
     if (o.kind == dane::Kind::Fail && had_dane && e.dane.expires > now) {
         // A failed refresh never removes an unexpired DANE result; try again soon.
         e.dane.refresh_at = now + opts_.failure_ttl;
@@ -499,7 +559,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     Decision d;
     switch (o.kind) {
         case dane::Kind::Fail:
-            d = failure_decision(domain, e.dane.fail_class, o.why, e.was_dane);
+            d = failure_decision(domain, e.dane.fail_class, o.why, e.dane_seen_until > now);
             if (d.kind == Decision::Kind::NotFound && job->sts) {
                 // Relaxed by policy.on_failure: DANE is treated as not applying, so a
                 // cached or fetched MTA-STS policy still counts.
@@ -520,6 +580,10 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
             d.source = "dns";
             d.dane_level = dane::kind_name(o.kind);
             d.why = o.why;
+            // RFC 8461 section 2: DANE wins, so the MTA-STS policy is not answered; but with
+            // partial DANE an enforced policy still forbids unauthenticated delivery: the
+            // profile then answers dane-only (render()).
+            if (job->sts && job->sts->kind == Decision::Kind::Sts) d.policy = job->sts->policy;
             break;
         case dane::Kind::None:
             d = job->sts ? *job->sts
@@ -539,6 +603,11 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
 
 void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
     jobs_.erase(job->domain);
+    if (job->kind == JobKind::Cold) {
+        --cold_in_flight_;
+        auto z = cold_per_zone_.find(job->zone);
+        if (z != cold_per_zone_.end() && --z->second == 0) cold_per_zone_.erase(z);
+    }
     job->note("decision: " + d.why);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - job->started);

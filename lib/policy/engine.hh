@@ -59,7 +59,10 @@ struct DaneState {
 // What the engine knows about one domain.
 struct Entry {
     DaneState dane;
-    bool was_dane = false;  // DANE applied at some point: failures are never relaxed
+    // DANE applied to the domain until at least this time (last seen + cache.dane_history_ttl):
+    // meanwhile policy.on_failure never relaxes one of its failures. Independent of the DNS
+    // TTLs, kept when everything else about the domain has expired, and stored.
+    UnixTime dane_seen_until = 0;
     UnixTime last_used = 0;
     std::shared_ptr<const sts::Policy> policy;  // last good policy, may be expired
     std::string txt_id;
@@ -101,18 +104,32 @@ class Engine {
     std::optional<Entry> find(const std::string& domain) const;
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
+    std::size_t cold_in_flight() const { return cold_in_flight_; }
+    std::size_t refreshes_in_flight() const { return jobs_.size() - cold_in_flight_; }
 
     struct Stats {
         std::uint64_t resolutions = 0;
         std::uint64_t dns_queries = 0;
         std::uint64_t fetches = 0;
-        int max_dns_rounds = 0;  // sequential DNS round trips of the longest resolution
+        int max_dns_rounds = 0;           // sequential DNS round trips of the longest resolution
+        std::uint64_t evicted_idle = 0;   // not looked up for cache.idle_ttl
+        std::uint64_t evicted_lru = 0;    // pushed out by cache.max_entries
+        std::uint64_t refused_busy = 0;   // TEMP: policy.max_resolutions reached
+        std::uint64_t refused_zone = 0;   // TEMP: policy.max_resolutions_per_domain reached
+        std::uint64_t invalid_names = 0;  // MX hosts from DNS that are not host names
     };
     const Stats& stats() const { return stats_; }
 
   private:
     struct Job;
-    void start(const std::string& domain, Trace* trace);
+    enum class JobKind { Cold, Refresh };
+    void start(const std::string& domain, Trace* trace, JobKind kind);
+    // Sends one query, or answers at once when `name` cannot be a DNS owner name.
+    void query(const std::shared_ptr<Job>& job, const std::string& name, std::uint16_t type,
+               dns::Resolver::Callback cb);
+    void evict_lru();
+    void rewrite_store();
+    void erase_entry(const std::string& domain);
     void on_txt(const std::shared_ptr<Job>& job);
     void on_mx(const std::shared_ptr<Job>& job);
     void follow_cname(const std::shared_ptr<Job>& job, std::size_t i, const dns::Answer& a);
@@ -141,10 +158,11 @@ class Engine {
         std::string blob;  // policy text, txt id, MX hosts, reasons: '\0'-separated
         std::uint32_t fetched_at = 0, expires_at = 0, negative_until = 0, next_refresh = 0;
         std::uint32_t mx_expires = 0, dane_expires = 0, dane_refresh = 0, last_used = 0;
+        std::uint32_t dane_seen_until = 0;
         std::uint16_t failures = 0;
         std::int8_t dane_kind = -1;  // -1 unknown, else dane::Kind
         std::uint8_t fail_class = 0;
-        std::uint8_t flags = 0;  // 1 mx_known, 2 was_dane
+        std::uint8_t flags = 0;  // 1 mx_known
     };
     static Packed pack(const Entry& e);
     static Entry unpack(const Packed& p);
@@ -152,8 +170,16 @@ class Engine {
     void put(const std::string& domain, const Entry& e);
     std::unordered_map<std::string, Packed> entries_;
     std::size_t scan_cursor_ = 0;
+    std::size_t rewrite_cursor_ = 0;  // rewrite_store(): next bucket
+    bool rewriting_ = false;
+    UnixTime next_trim_ = 0;
     Stats stats_;  // tick(): next bucket to look at
     std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
+    // Cold lookups and background refreshes have budgets of their own (policy.max_resolutions,
+    // cache.max_refreshes), and cold lookups one per registered domain as well
+    // (policy.max_resolutions_per_domain), so one slow zone cannot take every slot.
+    std::size_t cold_in_flight_ = 0;
+    std::unordered_map<std::string, std::size_t> cold_per_zone_;
     std::mt19937 rng_;
 };
 

@@ -38,10 +38,11 @@ Engine::Packed Engine::pack(const Entry& e) {
     p.dane_expires = t32(e.dane.expires);
     p.dane_refresh = t32(e.dane.refresh_at);
     p.last_used = t32(e.last_used);
+    p.dane_seen_until = t32(e.dane_seen_until);
     p.failures = static_cast<std::uint16_t>(std::clamp(e.failures, 0, 0xffff));
     p.dane_kind = static_cast<std::int8_t>(dane_code(e.dane));
     p.fail_class = static_cast<std::uint8_t>(e.dane.fail_class);
-    p.flags = static_cast<std::uint8_t>((e.mx_known ? 1 : 0) | (e.was_dane ? 2 : 0));
+    p.flags = static_cast<std::uint8_t>(e.mx_known ? 1 : 0);
     return p;
 }
 
@@ -68,6 +69,7 @@ Entry Engine::unpack(const Packed& p) {
     e.dane.expires = p.dane_expires;
     e.dane.refresh_at = p.dane_refresh;
     e.last_used = p.last_used;
+    e.dane_seen_until = p.dane_seen_until;
     e.failures = p.failures;
     if (auto k = dane_kind_of(p.dane_kind)) {
         e.dane.known = true;
@@ -75,7 +77,6 @@ Entry Engine::unpack(const Packed& p) {
     }
     e.dane.fail_class = p.fail_class;
     e.mx_known = (p.flags & 1) != 0;
-    e.was_dane = (p.flags & 2) != 0;
     return e;
 }
 
@@ -86,7 +87,40 @@ std::optional<Entry> Engine::get(const std::string& domain) const {
 }
 
 void Engine::put(const std::string& domain, const Entry& e) {
-    entries_[domain] = pack(e);
+    if (auto it = entries_.find(domain); it != entries_.end()) {
+        it->second = pack(e);
+        return;
+    }
+    if (entries_.size() >= opts_.max_entries) evict_lru();
+    entries_.emplace(domain, pack(e));
+}
+
+void Engine::erase_entry(const std::string& domain) {
+    if (store_) store_->erase(domain);
+    entries_.erase(domain);
+}
+
+void Engine::evict_lru() {
+    // cache.max_entries: drop the least recently looked-up 5% at once (one pass over the
+    // index, ordered by last use), so an insertion at the limit costs O(1) amortized rather
+    // than a pass each.
+    std::size_t keep = opts_.max_entries - std::max<std::size_t>(1, opts_.max_entries / 20);
+    if (entries_.size() <= keep) return;
+    std::size_t drop = entries_.size() - keep;
+    std::vector<std::pair<std::uint32_t, const std::string*>> order;
+    order.reserve(entries_.size());
+    for (const auto& [domain, p] : entries_) order.emplace_back(p.last_used, &domain);
+    std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(drop - 1),
+                     order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> victims;
+    victims.reserve(drop);
+    for (std::size_t i = 0; i < drop; ++i) victims.push_back(*order[i].second);
+    order.clear();
+    for (const auto& d : victims) erase_entry(d);
+    stats_.evicted_lru += victims.size();
+    log::info("cache full, evicted the least recently used entries",
+              {{"evicted", std::to_string(victims.size())},
+               {"max_entries", std::to_string(opts_.max_entries)}});
 }
 
 Engine::Engine(dns::Resolver& resolver, sts::Fetcher& fetcher, store::Store* store,
@@ -103,59 +137,55 @@ std::size_t Engine::load() {
     UnixTime now = clock_.now();
     std::size_t n = 0;
     std::vector<std::string> dead;
-    auto status = store_->for_each([&](store::StsRow&& row) {
-        bool policy_alive = row.has_policy && row.expires_at > now;
-        bool negative_alive = !row.has_policy && row.expires_at > now;
-        bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
-        if (!policy_alive && !negative_alive && !dane_alive) {
-            dead.push_back(row.domain);
-            return;
-        }
-        // The stored text was written by us in canonical form: it is parsed when used.
-        Packed p;
-        auto add = [&](const std::string& f, bool last = false) {
-            p.blob += f;
-            if (!last) p.blob += '\0';
-        };
-        add(policy_alive ? row.policy : std::string());
-        add(row.txt_id);
-        add(row.mx_hosts);
-        add(negative_alive ? row.last_error : std::string());
-        add(row.last_error);
-        add(std::string());
-        add(row.dane_kind == 0 ? std::string() : row.dane_why, true);
-        p.blob.shrink_to_fit();
-        p.fetched_at = t32(row.fetched_at);
-        p.expires_at = t32(policy_alive ? row.expires_at : 0);
-        p.negative_until = t32(negative_alive ? row.expires_at : 0);
-        p.next_refresh = t32(row.next_refresh);
-        p.mx_expires = t32(row.mx_expires);
-        p.dane_expires = t32(dane_alive ? row.dane_expires : 0);
-        p.dane_refresh = t32(row.dane_refresh);
-        p.last_used = t32(now);
-        p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
-        p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
-        p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
-        p.flags = static_cast<std::uint8_t>((row.mx_expires != 0 ? 1 : 0) |
-                                            ((row.dane_fail_class & 4) ? 2 : 0));
-        entries_.emplace(std::move(row.domain), std::move(p));
-        ++n;
-    });
-    if (status == store::Store::ReadStatus::Corrupt) {
-        // Rows read before the damage may be damaged too: start empty, policies are fetched
-        // again.
-        entries_.clear();
-        store_->recover(now, "damaged while reading the cache at start-up");
-        malloc_trim(0);
-        return 0;
-    }
+    auto status = store_->for_each(
+        [&](store::StsRow&& row) {
+            bool policy_alive = row.has_policy && row.expires_at > now;
+            bool negative_alive = !row.has_policy && row.expires_at > now;
+            bool dane_alive = dane_kind_of(row.dane_kind) && row.dane_expires > now;
+            bool history_alive = row.dane_seen_until > now;
+            bool idle = row.last_used != 0 && now - row.last_used >= opts_.idle_ttl;
+            if (((!policy_alive && !negative_alive && !dane_alive) || idle) && !history_alive) {
+                dead.push_back(row.domain);
+                return;
+            }
+            // The stored text was written by us in canonical form: it is parsed when used.
+            Packed p;
+            auto add = [&](const std::string& f, bool last = false) {
+                p.blob += f;
+                if (!last) p.blob += '\0';
+            };
+            add(policy_alive ? row.policy : std::string());
+            add(row.txt_id);
+            add(row.mx_hosts);
+            add(negative_alive ? row.last_error : std::string());
+            add(row.last_error);
+            add(std::string());
+            add(row.dane_kind == 0 ? std::string() : row.dane_why, true);
+            p.blob.shrink_to_fit();
+            p.fetched_at = t32(row.fetched_at);
+            p.expires_at = t32(policy_alive ? row.expires_at : 0);
+            p.negative_until = t32(negative_alive ? row.expires_at : 0);
+            p.next_refresh = t32(row.next_refresh);
+            p.mx_expires = t32(row.mx_expires);
+            p.dane_expires = t32(dane_alive ? row.dane_expires : 0);
+            p.dane_refresh = t32(row.dane_refresh);
+            p.last_used = t32(row.last_used != 0 ? row.last_used : now);
+            p.dane_seen_until = t32(row.dane_seen_until);
+            p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
+            p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
+            p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
+            p.flags = static_cast<std::uint8_t>(row.mx_expires != 0 ? 1 : 0);
+            if (entries_.size() >= opts_.max_entries) evict_lru();
+            entries_.emplace(std::move(row.domain), std::move(p));
+            ++n;
+        },
+        now);
+    if (status == store::Store::ReadStatus::Salvaged)
+        log::warn("cache was damaged: serving the rows that could be read",
+                  {{"domains", std::to_string(entries_.size())}});
     malloc_trim(0);  // give back what reading the rows used
-    if (!dead.empty()) {
-        store_->begin();
-        for (const auto& d : dead) store_->erase(d);
-        store_->commit();
-    }
-    return n;
+    for (const auto& d : dead) store_->erase(d);
+    return entries_.size();
 }
 
 std::optional<Entry> Engine::find(const std::string& domain) const {
@@ -210,12 +240,44 @@ void Engine::persist(const std::string& domain, const Entry& e) {
     row.dane_expires = e.dane.expires;
     row.dane_refresh = e.dane.refresh_at;
     row.dane_why = e.dane.why;
-    row.dane_fail_class = (e.dane.fail_class & 3) | (e.was_dane ? 4 : 0);
+    row.dane_fail_class = e.dane.fail_class & 3;
+    row.dane_seen_until = e.dane_seen_until;
+    row.last_used = e.last_used;
     store_->put(row);
 }
 
+void Engine::rewrite_store() {
+    // The store lost writes (its queue overflowed, or its file was replaced): write the whole
+    // index again, a slice per tick, without overrunning the writer's queue.
+    if (!store_) return;
+    if (store_->take_rewrite_needed()) {
+        rewrite_cursor_ = 0;
+        rewriting_ = true;
+        log::warn("cache database missed writes, writing every entry again",
+                  {{"domains", std::to_string(entries_.size())}});
+    }
+    if (!rewriting_ || store_->writer_stats().pending > store::kMaxPendingWrites / 4) return;
+    std::size_t buckets = entries_.bucket_count();
+    std::size_t written = 0;
+    for (; rewrite_cursor_ < buckets && written < 5'000; ++rewrite_cursor_) {
+        for (auto it = entries_.begin(rewrite_cursor_); it != entries_.end(rewrite_cursor_); ++it) {
+            persist(it->first, unpack(it->second));
+            ++written;
+        }
+    }
+    if (rewrite_cursor_ >= buckets) rewriting_ = false;
+}
+
 void Engine::tick() {
+    rewrite_store();
     UnixTime now = clock_.now();
+    if (now >= next_trim_) {
+        // Memory freed after a burst (failed resolutions expiring, libunbound's worker
+        // finishing queries) sits in free chunks that glibc returns to the system only from
+        // the top of a heap; a trim once a minute gives the rest back.
+        next_trim_ = now + 60;
+        malloc_trim(0);
+    }
     std::uint32_t n32 = t32(now);
     std::vector<std::string> due;
     std::vector<std::string> drop;
@@ -233,24 +295,30 @@ void Engine::tick() {
             bool policy_alive = p.expires_at > n32 && p.blob.front() != '\0';
             bool sts_alive = policy_alive || p.negative_until > n32;
             bool dane_alive = p.dane_kind >= 0 && p.dane_expires > n32;
+            bool history_alive = p.dane_seen_until > n32;
             bool recently_used = now - static_cast<UnixTime>(p.last_used) < opts_.idle_ttl;
-            if (policy_alive && p.next_refresh <= n32) {
-                due.push_back(domain);  // cached policies are kept current whether used or not
-            } else if (recently_used && dane_alive && p.dane_refresh <= n32) {
+            if (!recently_used) {
+                // cache.idle_ttl: nobody needs it; it is fetched afresh when next looked up.
+                // "Had DANE" outlives it (the entry is kept, not refreshed, until that ends).
+                if (!history_alive) {
+                    drop.push_back(domain);
+                    ++stats_.evicted_idle;
+                }
+            } else if (policy_alive && p.next_refresh <= n32) {
                 due.push_back(domain);
-            } else if (!sts_alive && !dane_alive) {
+            } else if (dane_alive && p.dane_refresh <= n32) {
+                due.push_back(domain);
+            } else if (!sts_alive && !dane_alive && !history_alive) {
                 drop.push_back(domain);
             }
         }
     }
     for (const auto& d : drop) {
-        if (jobs_.contains(d)) continue;
-        if (store_) store_->erase(d);
-        entries_.erase(d);
+        if (!jobs_.contains(d)) erase_entry(d);
     }
     for (const auto& d : due) {
-        if (static_cast<int>(jobs_.size()) >= opts_.max_refreshes) break;
-        if (!jobs_.contains(d)) start(d, nullptr);
+        if (static_cast<int>(refreshes_in_flight()) >= opts_.max_refreshes) break;
+        if (!jobs_.contains(d)) start(d, nullptr, JobKind::Refresh);
     }
 }
 

@@ -19,6 +19,7 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
     o.config_file = c.unbound_config;
     o.forwarders = c.forwarders;
     o.timeout_ms = c.resolver_timeout_ms;
+    o.max_outstanding = static_cast<std::size_t>(c.resolver_max_outstanding);
     o.trust_anchor_file = c.trust_anchor_file;
     if (o.trust_anchor_file.empty() && c.unbound_config.empty()) {
         // Full recursion needs the root anchor: keep an RFC 5011-managed copy in the state
