@@ -94,6 +94,16 @@ Decision Engine::failure_decision(const std::string& domain, int fail_class, con
     return d;
 }
 
+namespace {
+// The log line says why partial DANE is answered dane-only (render() decides per profile).
+void note_partial_dane(Decision& d) {
+    if (d.dane_level == "dane" && d.policy && d.policy->mode != sts::Mode::None)
+        d.why += std::string("; MTA-STS policy mode ") + sts::mode_name(d.policy->mode) +
+                 " also published: where it is enforced, MX hosts without usable TLSA are "
+                 "skipped (dane-only)";
+}
+}  // namespace
+
 std::optional<Decision> Engine::sts_from_cache(const std::string& domain, const Entry& e) const {
     UnixTime now = clock_.now();
     Decision d;
@@ -144,6 +154,7 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
             d.dane_level = dane::kind_name(e.dane.kind);
             d.why = e.dane.why;
             if (e.policy && e.expires_at > now) d.policy = e.policy;
+            note_partial_dane(d);
             return d;
         }
         case dane::Kind::None:
@@ -584,6 +595,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
             // partial DANE an enforced policy still forbids unauthenticated delivery: the
             // profile then answers dane-only (render()).
             if (job->sts && job->sts->kind == Decision::Kind::Sts) d.policy = job->sts->policy;
+            note_partial_dane(d);
             break;
         case dane::Kind::None:
             d = job->sts ? *job->sts
