@@ -11,6 +11,7 @@
 // bounds the worker's memory when DNS is down.
 #include "dns/unbound_resolver.hh"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "util/log.hh"
@@ -42,6 +43,13 @@ UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
       max_outstanding_(opts.max_outstanding) {
     if (!ctx_) throw std::runtime_error("ub_ctx_create failed");
     check(ub_ctx_async(ctx_.get(), 1), "ub_ctx_async");
+    // A server slower than our own deadline is of no use to a lookup; capping libunbound's
+    // per-server timeout there also ends a query to unreachable servers after a few tries
+    // instead of minutes of backoff (its default cap is 120 s), which frees the worker's
+    // state sooner. Set before the configuration file, so a file that says otherwise wins.
+    std::string max_rtt = std::to_string(std::max(opts.timeout_ms, 1000));
+    check(ub_ctx_set_option(ctx_.get(), "infra-cache-max-rtt:", max_rtt.c_str()),
+          "ub_ctx_set_option infra-cache-max-rtt");
     if (!opts.config_file.empty())
         check(ub_ctx_config(ctx_.get(), opts.config_file.c_str()), "ub_ctx_config");
     for (const auto& f : opts.forwarders)
