@@ -27,6 +27,12 @@ void usage(std::FILE* out) {
         out);
 }
 
+// Everything printed that came from the command line, DNS or HTTPS: control bytes and
+// terminal escape sequences are shown escaped, never sent to the terminal.
+std::string esc(std::string_view s) {
+    return sanitize(s, 4000);
+}
+
 std::string when(UnixTime t, UnixTime now) {
     char buf[64];
     std::time_t tt = static_cast<std::time_t>(t);
@@ -53,33 +59,34 @@ void show_cache(const config::Config& cfg, const std::string& domain, UnixTime n
         return;
     }
     if (row->has_policy) {
-        std::printf("  MTA-STS policy, TXT id %s, fetched %s\n", row->txt_id.c_str(),
+        std::printf("  MTA-STS policy, TXT id %s, fetched %s\n", esc(row->txt_id).c_str(),
                     when(row->fetched_at, now).c_str());
         std::printf("  expires %s\n", when(row->expires_at, now).c_str());
         std::printf("  next refresh %s\n", when(row->next_refresh, now).c_str());
         std::string text = row->policy;
         for (auto line : split(text, '\n'))
             if (!line.empty())
-                std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
+                std::printf("    %s\n", esc(line).c_str());
     } else {
-        std::printf("  no policy (%s), remembered until %s\n", row->last_error.c_str(),
+        std::printf("  no policy (%s), remembered until %s\n", esc(row->last_error).c_str(),
                     when(row->expires_at, now).c_str());
     }
     if (row->failures)
-        std::printf("  %d failed refreshes, last: %s\n", row->failures, row->last_error.c_str());
-    if (row->mx_expires) std::printf("  MX hosts: %s\n", row->mx_hosts.c_str());
+        std::printf("  %d failed refreshes, last: %s\n", row->failures,
+                    esc(row->last_error).c_str());
+    if (row->mx_expires) std::printf("  MX hosts: %s\n", esc(row->mx_hosts).c_str());
     static const char* kDane[] = {"does not apply", "dane (partial coverage)", "dane-only",
                                   "lookup failed (TEMP)"};
     if (row->dane_kind >= 0 && row->dane_kind <= 3) {
         std::printf("  DANE: %s%s%s, until %s\n", kDane[row->dane_kind],
-                    row->dane_why.empty() ? "" : ": ", row->dane_why.c_str(),
+                    row->dane_why.empty() ? "" : ": ", esc(row->dane_why).c_str(),
                     when(row->dane_expires, now).c_str());
     }
 }
 
 int query(const config::Config& cfg, const std::string& raw) {
     dns::Key key = dns::classify_key(raw);
-    std::printf("Key: %s\n", raw.c_str());
+    std::printf("Key: %s\n", esc(raw).c_str());
     if (key.kind != dns::KeyKind::Domain) {
         std::printf("  %s: every profile answers NOTFOUND without looking anything up.\n", key.why);
         return 0;
@@ -91,6 +98,17 @@ int query(const config::Config& cfg, const std::string& raw) {
 
     EventBasePtr base(event_base_new());
     auto rt = policy::Runtime::create(base.get(), cfg, false);
+    try {
+        rt->prove_validation(cfg);
+    } catch (const std::exception& e) {
+        std::printf("DNSSEC validation: broken: %s\n", esc(e.what()).c_str());
+        std::printf("No answer shown: without validation DANE results would be wrong.\n");
+        return 1;
+    }
+    std::printf("DNSSEC validation: %s", policy::validation_name(rt->validation));
+    if (rt->validation != policy::Validation::Proven)
+        std::printf(" (%s; DANE results below do not count)", esc(rt->validation_why).c_str());
+    std::printf("\n");
     policy::Trace trace;
     policy::Decision result;
     bool done = false;
@@ -115,15 +133,15 @@ int query(const config::Config& cfg, const std::string& raw) {
         return 1;
     }
     std::printf("Resolution now:\n");
-    for (const auto& step : trace) std::printf("  %s\n", step.c_str());
-    std::printf("Decision: %s (source: %s)\n", result.why.c_str(), result.source.c_str());
+    for (const auto& step : trace) std::printf("  %s\n", esc(step).c_str());
+    std::printf("Decision: %s (source: %s)\n", esc(result.why).c_str(), result.source.c_str());
     std::printf("Answers:\n");
     for (const char* name : {"postfix", "postfix-tlsrpt", "strict", "strict-tlsrpt"}) {
         policy::Reply r = policy::render(result, *policy::find_profile(name));
         const char* word = r.kind == policy::Reply::Kind::Ok     ? "OK"
                            : r.kind == policy::Reply::Kind::Temp ? "TEMP"
                                                                  : "NOTFOUND";
-        std::printf("  %-15s %s %s\n", name, word, r.text.c_str());
+        std::printf("  %-15s %s %s\n", name, word, esc(r.text).c_str());
     }
     if (result.kind == policy::Decision::Kind::Temp)
         std::printf(

@@ -32,7 +32,8 @@ void usage(std::FILE* out) {
         "                    else built-in defaults: socketmap on inet:127.0.0.1:8461)\n"
         "  --check-config    check the configuration, print the effective settings, exit\n"
         "  --print-defaults  print every setting with its default and meaning, exit\n"
-        "  --state-dir DIR   state directory (overrides daemon.state_dir)\n",
+        "  --state-dir DIR   state directory (overrides daemon.state_dir)\n"
+        "  --allow-root      serve as root without daemon.user (as daemon.allow_root = true)\n",
         out);
 }
 
@@ -77,7 +78,7 @@ void on_hup(evutil_socket_t, short, void*) {
 
 void on_tick(evutil_socket_t, short, void* arg) {
     try {
-        static_cast<policy::Engine*>(arg)->tick();
+        static_cast<policy::Runtime*>(arg)->tick();
     } catch (const std::exception& e) {
         log::error("refresh tick failed", {{"error", e.what()}});
     }
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
     std::string config_file;
     std::string state_dir;
     bool check = false;
+    bool allow_root = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if ((a == "--config" || a == "-c") && i + 1 < argc)
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
             state_dir = argv[++i];
         else if (a == "--check-config")
             check = true;
+        else if (a == "--allow-root")
+            allow_root = true;
         else if (a == "--print-defaults") {
             for (const auto& s : config::settings())
                 std::printf("%s (%s)\n    default: %s\n    %s\n", s.name.c_str(), s.type.c_str(),
@@ -121,6 +125,7 @@ int main(int argc, char** argv) {
         cfg = config_file.empty() ? config::defaults() : config::load(config_file);
         if (config_file.empty()) cfg.log = "stderr";
         if (!state_dir.empty()) cfg.state_dir = state_dir;
+        if (allow_root) cfg.allow_root = true;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "strictmx-policyd: %s\n", e.what());
         return 1;
@@ -145,10 +150,22 @@ int main(int argc, char** argv) {
         policyd::Server server(base.get(), cfg);
         server.bind_all();
         drop_privileges(cfg.user);
+        if (::geteuid() == 0) {
+            // Everything from here on parses DNS and HTTPS data from the network.
+            if (!cfg.allow_root)
+                throw std::runtime_error(
+                    "running as root with no daemon.user: set daemon.user to the service user "
+                    "(the packages create _strictmx), or daemon.allow_root = true (or "
+                    "--allow-root) where root is the only user, e.g. in a container");
+            log::warn("serving as root (daemon.allow_root): DNS and HTTPS data are parsed with "
+                      "full privileges; set daemon.user");
+        }
         auto rt = policy::Runtime::create(base.get(), cfg, true);
+        rt->prove_validation(cfg);
         std::size_t loaded = rt->engine->load();
         policy::Service service(*rt->engine);
         server.set_service(&service);
+        server.start_accepting();
 
         EventPtr sigterm(evsignal_new(base.get(), SIGTERM, &on_signal, base.get()));
         EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_signal, base.get()));
@@ -156,13 +173,14 @@ int main(int argc, char** argv) {
         evsignal_add(sigint.get(), nullptr);
         EventPtr sighup(evsignal_new(base.get(), SIGHUP, &on_hup, nullptr));
         evsignal_add(sighup.get(), nullptr);
-        EventPtr tick(event_new(base.get(), -1, EV_PERSIST, &on_tick, rt->engine.get()));
+        EventPtr tick(event_new(base.get(), -1, EV_PERSIST, &on_tick, rt.get()));
         timeval one{1, 0};
         evtimer_add(tick.get(), &one);
 
         log::info("ready", {{"cache", policy::cache_path(cfg)},
                             {"cached_domains", std::to_string(loaded)},
-                            {"persistent", rt->store && rt->store->persistent() ? "yes" : "no"}});
+                            {"persistent", rt->store && rt->store->persistent() ? "yes" : "no"},
+                            {"dnssec", policy::validation_name(rt->validation)}});
         notify_ready();
         event_base_dispatch(base.get());
         server.set_service(nullptr);

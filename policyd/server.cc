@@ -79,7 +79,10 @@ void Server::bind_all() {
             if (!l->profile)
                 throw std::runtime_error("listener " + lc.address + ": unknown profile " + pname);
         }
-        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+        // Created disabled: connections wait in the listen queue until start_accepting(),
+        // after the cache is loaded and DNSSEC validation proven.
+        unsigned flags =
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_DISABLED;
         if (lc.address.starts_with("inet:")) {
             int len = 0;
             sockaddr_storage ss = parse_inet(lc.address.substr(5), len);
@@ -134,6 +137,10 @@ void Server::bind_all() {
                                 {"profile", l->profile ? l->profile->name : "by map name"}});
         listeners_.push_back(std::move(l));
     }
+}
+
+void Server::start_accepting() {
+    for (auto& l : listeners_) evconnlistener_enable(l->ev);
 }
 
 void Server::pause_listeners(bool pause) {

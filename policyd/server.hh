@@ -33,6 +33,8 @@ class Server {
     // Requests are answered by `service` (set after privileges are dropped, before the loop
     // runs; nullptr answers TEMP).
     void set_service(policy::Service* service) { service_ = service; }
+    // Listeners are bound disabled; this starts accepting connections.
+    void start_accepting();
     std::size_t connections() const { return conns_; }
 
     struct Conn;

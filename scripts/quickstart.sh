@@ -48,7 +48,10 @@ case "${1:-}" in
         build "$top/build-release" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
         mkdir -p "$top/var"
         echo "quickstart: strictmx-policyd on socketmap:inet:127.0.0.1:8461:postfix (Ctrl-C stops)"
-        exec "$top/build-release/policyd/strictmx-policyd" --state-dir "$top/var" ${2:+--config "$2"}
+        # As root (a fresh machine's first login), say so: the packaged unit runs as _strictmx.
+        root_flag=()
+        [ "$(id -u)" -ne 0 ] || root_flag=(--allow-root)
+        exec "$top/build-release/policyd/strictmx-policyd" --state-dir "$top/var" "${root_flag[@]}" ${2:+--config "$2"}
         ;;
     test)
         install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"

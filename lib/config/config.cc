@@ -52,6 +52,11 @@ int get_int(const toml::node& n, const std::string& where, long long lo, long lo
     return static_cast<int>(v);
 }
 
+bool get_bool(const toml::node& n, const std::string& where) {
+    if (!n.is_boolean()) fail(where, "expected true or false");
+    return *n.value<bool>();
+}
+
 std::vector<std::string> get_strings(const toml::node& n, const std::string& where) {
     const toml::array* a = n.as_array();
     if (!a) fail(where, "expected an array of strings");
@@ -92,6 +97,14 @@ std::string show_on_failure(OnFailure f) {
             },                                                         \
             [](const Config& c) { return std::to_string(c.field); }    \
     }
+#define BOOL(section, key, field, desc)                                \
+    Setting {                                                          \
+        {section "." key, "boolean", "", desc},                        \
+            [](Config& c, const toml::node& n, const std::string& w) { \
+                c.field = get_bool(n, w);                              \
+            },                                                         \
+            [](const Config& c) { return std::string(c.field ? "true" : "false"); } \
+    }
 #define STRS(section, key, field, desc)                                \
     Setting {                                                          \
         {section "." key, "array of strings", "", desc},               \
@@ -119,7 +132,12 @@ const std::vector<Setting>& table() {
                 "HTTPS detail."),
             STR("daemon", "user", user,
                 "Drop privileges to this user (and its group) after binding the listeners. Empty: "
-                "keep the current user."),
+                "keep the current user; as root the daemon then refuses to start unless "
+                "daemon.allow_root is set."),
+            BOOL("daemon", "allow_root", allow_root,
+                 "Serve as root when daemon.user is empty (a container whose only user is "
+                 "root). DNS and HTTPS data are then parsed with full privileges; a warning "
+                 "says so at every start."),
             STR("daemon", "state_dir", state_dir,
                 "Directory for the cache and the root trust anchor."),
             INT("daemon", "max_connections", max_connections, 1, 1'000'000,
@@ -138,6 +156,14 @@ const std::vector<Setting>& table() {
                 "STATE_DIR/root.key, seeded from /usr/share/dns/root.key."),
             INT("resolver", "timeout_ms", resolver_timeout_ms, 100, 60'000,
                 "Give up on one DNS query after this long."),
+            BOOL("resolver", "dnssec", dnssec,
+                 "Validate DNSSEC. At start the daemon proves that validation works (the DNSKEY "
+                 "RRset of resolver.dnssec_probe must validate as secure) and refuses to start "
+                 "when it does not. false: DANE is off, explicitly: every answer counts as "
+                 "unsigned, and the log and strictmx query say dnssec=off."),
+            STR("resolver", "dnssec_probe", dnssec_probe,
+                "The zone whose DNSKEY RRset proves validation at start: \".\" with the root "
+                "trust anchor, or the zone of a private trust anchor."),
             INT("resolver", "max_outstanding", resolver_max_outstanding, 10, 1'000'000,
                 "DNS queries in the resolver at once, counting those already answered "
                 "\"timeout\" that libunbound is still retrying; past it a query fails at once "
@@ -387,6 +413,18 @@ Config parse(const std::string& text, const std::string& origin) {
     if (c.listen.empty()) fail(origin + ": listen", "at least one [[listen]] entry is needed");
     if (c.dns_min_ttl > c.dns_max_ttl)
         fail(origin + ": cache.dns_min_ttl", "is larger than cache.dns_max_ttl");
+    {
+        // A zone name: "." or LDH labels, a trailing dot allowed.
+        std::string z = c.dnssec_probe;
+        if (z.size() > 1 && z.back() == '.') z.pop_back();
+        bool ok = z == "." || (!z.empty() && z.size() <= 253);
+        if (ok && z != ".")
+            for (auto label : split(z, '.'))
+                ok = ok && !label.empty() && label.size() <= 63 &&
+                     label.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_") == std::string_view::npos;
+        if (!ok) fail(origin + ": resolver.dnssec_probe", "not a zone name: " + c.dnssec_probe);
+    }
     if (c.log != "syslog" && c.log != "stderr")
         fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
     return c;

@@ -27,6 +27,7 @@ struct Config {
     std::string log = "syslog";  // syslog | stderr
     int verbosity = 2;           // 0 errors, 1 warnings, 2 decisions, 3 debug
     std::string user;            // drop privileges to this user after binding ("" = stay)
+    bool allow_root = false;     // serve as uid 0 without `user` (containers), loudly
     std::string state_dir = "/var/lib/strictmx";
     int max_connections = 1024;
     int idle_timeout_s = 300;
@@ -36,6 +37,8 @@ struct Config {
     std::string trust_anchor_file;  // default: STATE_DIR/root.key
     int resolver_timeout_ms = 5000;
     int resolver_max_outstanding = 4000;
+    bool dnssec = true;               // false: DANE explicitly off, every answer insecure
+    std::string dnssec_probe = ".";   // its DNSKEY must validate as secure at start
     // [https]
     std::string ca_file;
     std::vector<std::string> connect_to;

@@ -23,6 +23,7 @@ inline constexpr std::uint16_t CNAME = 5;
 inline constexpr std::uint16_t MX = 15;
 inline constexpr std::uint16_t TXT = 16;
 inline constexpr std::uint16_t AAAA = 28;
+inline constexpr std::uint16_t DNSKEY = 48;
 inline constexpr std::uint16_t TLSA = 52;
 }  // namespace rrtype
 const char* type_name(std::uint16_t type);

@@ -40,7 +40,8 @@ UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
     : base_(base),
       ctx_(ub_ctx_create()),
       timeout_ms_(opts.timeout_ms),
-      max_outstanding_(opts.max_outstanding) {
+      max_outstanding_(opts.max_outstanding),
+      validate_(opts.validate) {
     if (!ctx_) throw std::runtime_error("ub_ctx_create failed");
     check(ub_ctx_async(ctx_.get(), 1), "ub_ctx_async");
     // A server slower than our own deadline is of no use to a lookup; capping libunbound's
@@ -136,7 +137,7 @@ void UnboundResolver::on_result(void* arg, int err, ub_result* raw) noexcept {
         a.security = Security::Bogus;
         a.why = result->why_bogus ? result->why_bogus : "DNSSEC validation failed";
     } else {
-        a.security = result->secure ? Security::Secure : Security::Insecure;
+        a.security = result->secure && p->owner->validate_ ? Security::Secure : Security::Insecure;
         a.ttl = static_cast<std::uint32_t>(result->ttl < 0 ? 0 : result->ttl);
         if (result->canonname) a.canonical_name = result->canonname;
         if (result->rcode == 3 || result->nxdomain) {

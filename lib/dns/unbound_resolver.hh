@@ -22,6 +22,9 @@ struct UnboundOptions {
     // libunbound's worker thread goes on with a query until its own retries end (ub_cancel
     // does not stop it), so without this bound a flood of failing names grows its memory.
     std::size_t max_outstanding = 4000;
+    // false: DNSSEC explicitly off (resolver.dnssec = false): a secure answer is reported
+    // insecure, so DANE never applies.
+    bool validate = true;
 };
 
 class UnboundResolver final : public Resolver {
@@ -50,6 +53,7 @@ class UnboundResolver final : public Resolver {
     EventPtr read_ev_;
     int timeout_ms_;
     std::size_t max_outstanding_;
+    bool validate_;
     std::map<Pending*, std::unique_ptr<Pending>> pending_;
 };
 

@@ -182,7 +182,7 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         Entry e = unpack(it->second);
         if (auto d = from_cache(domain, e)) {
             bool due = (e.policy && e.next_refresh <= now) || e.dane.refresh_at <= now;
-            if (due && !jobs_.contains(domain) &&
+            if (due && validation_proven_ && !jobs_.contains(domain) &&
                 static_cast<int>(refreshes_in_flight()) < opts_.max_refreshes)
                 start(domain, nullptr, JobKind::Refresh);
             cb(*d);
@@ -201,6 +201,10 @@ void Engine::lookup(const std::string& domain, Callback cb) {
         d.why = std::move(why);
         cb(d);
     };
+    if (!validation_proven_) {
+        refuse(validation_why_);
+        return;
+    }
     if (cold_in_flight_ >= opts_.max_resolutions) {
         ++stats_.refused_busy;
         refuse("too many lookups resolving at once (policy.max_resolutions = " +

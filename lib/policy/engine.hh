@@ -101,6 +101,13 @@ class Engine {
     // a second.
     void tick();
 
+    // While DNSSEC validation is not proven (Runtime::prove_validation), a lookup that needs
+    // a resolution answers TEMP with `why`; cached answers are still served.
+    void set_validation(bool proven, std::string why) {
+        validation_proven_ = proven;
+        validation_why_ = std::move(why);
+    }
+
     std::optional<Entry> find(const std::string& domain) const;
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
@@ -173,6 +180,8 @@ class Engine {
     std::size_t rewrite_cursor_ = 0;  // rewrite_store(): next bucket
     bool rewriting_ = false;
     UnixTime next_trim_ = 0;
+    bool validation_proven_ = true;
+    std::string validation_why_;
     Stats stats_;  // tick(): next bucket to look at
     std::unordered_map<std::string, std::shared_ptr<Job>> jobs_;
     // Cold lookups and background refreshes have budgets of their own (policy.max_resolutions,

@@ -317,6 +317,8 @@ void Engine::tick() {
         if (!jobs_.contains(d)) erase_entry(d);
     }
     for (const auto& d : due) {
+        // Unvalidated answers would read as "DANE does not apply": keep the cache as it is.
+        if (!validation_proven_) break;
         if (static_cast<int>(refreshes_in_flight()) >= opts_.max_refreshes) break;
         if (!jobs_.contains(d)) start(d, nullptr, JobKind::Refresh);
     }

@@ -7,8 +7,23 @@
 #include <filesystem>
 
 #include "util/log.hh"
+#include "util/strings.hh"
 
 namespace strictmx::policy {
+
+const char* validation_name(Validation v) {
+    switch (v) {
+        case Validation::Proven:
+            return "on";
+        case Validation::Off:
+            return "off";
+        case Validation::Unproven:
+            return "unproven";
+        case Validation::Broken:
+            return "broken";
+    }
+    return "broken";
+}
 
 std::string cache_path(const config::Config& c) {
     return c.cache_path.empty() ? c.state_dir + "/cache.db" : c.cache_path;
@@ -20,6 +35,7 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
     o.forwarders = c.forwarders;
     o.timeout_ms = c.resolver_timeout_ms;
     o.max_outstanding = static_cast<std::size_t>(c.resolver_max_outstanding);
+    o.validate = c.dnssec;
     o.trust_anchor_file = c.trust_anchor_file;
     if (o.trust_anchor_file.empty() && c.unbound_config.empty()) {
         // Full recursion needs the root anchor: keep an RFC 5011-managed copy in the state
@@ -78,6 +94,81 @@ std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config&
     rt->engine = std::make_unique<Engine>(*rt->resolver, *rt->fetcher, rt->store.get(), rt->clock,
                                           EngineOptions::from(c));
     return rt;
+}
+
+void Runtime::probe(std::function<void(Validation, std::string)> done) {
+    resolver->resolve(probe_zone_, dns::rrtype::DNSKEY, [this, done](dns::Answer a) {
+        std::string zone = probe_zone_ == "." ? "the root zone" : probe_zone_;
+        if (a.security == dns::Security::Secure && a.status == dns::Answer::Status::Ok) {
+            done(Validation::Proven, "the DNSKEY RRset of " + zone + " validates");
+        } else if (a.security == dns::Security::Bogus) {
+            done(Validation::Broken, "the DNSKEY RRset of " + zone + " is bogus (" +
+                                         sanitize(a.why, 160) +
+                                         "): the trust anchor does not match the zone");
+        } else if (a.status == dns::Answer::Status::Fail) {
+            done(Validation::Unproven, "the DNSKEY RRset of " + zone + " could not be looked up (" +
+                                           sanitize(a.why, 160) + ")");
+        } else {
+            done(Validation::Broken,
+                 "the DNSKEY RRset of " + zone + " is " + dns::status_name(a.status) + " and " +
+                     dns::security_name(a.security) +
+                     ": the resolver has no trust anchor for it, so no answer can be validated "
+                     "and DANE would never apply (install dns-root-data, set "
+                     "resolver.trust_anchor_file or a trust anchor in resolver.unbound_config, "
+                     "set resolver.dnssec_probe to the anchor's zone, or set resolver.dnssec = "
+                     "false to run without DANE)");
+        }
+    });
+}
+
+void Runtime::prove_validation(const config::Config& c) {
+    if (!c.dnssec) {
+        validation = Validation::Off;
+        validation_why = "resolver.dnssec = false: DANE is off";
+        log::warn("DNSSEC validation is off (resolver.dnssec = false): DANE never applies",
+                  {{"dnssec", "off"}});
+        return;
+    }
+    probe_zone_ = c.dnssec_probe;
+    if (probe_zone_.size() > 1 && probe_zone_.back() == '.') probe_zone_.pop_back();
+    bool done = false;
+    probe([&](Validation v, std::string why) {
+        validation = v;
+        validation_why = std::move(why);
+        done = true;
+    });
+    // The resolver's own deadline ends the probe; the loop runs nothing else yet.
+    while (!done) event_base_loop(base, EVLOOP_ONCE);
+    if (validation == Validation::Broken)
+        throw std::runtime_error("DNSSEC validation does not work: " + validation_why);
+    if (validation == Validation::Unproven) {
+        engine->set_validation(false, "DNSSEC validation not proven yet: " + validation_why);
+        log::error("DNSSEC validation not proven yet; lookups that need DNS answer TEMP until it is",
+                   {{"dnssec", "unproven"}, {"why", validation_why}});
+        next_probe_ = clock.now() + 10;
+    }
+}
+
+void Runtime::tick() {
+    if (validation == Validation::Unproven && !probing_ && clock.now() >= next_probe_) {
+        probing_ = true;
+        probe([this](Validation v, std::string why) {
+            probing_ = false;
+            next_probe_ = clock.now() + 10;
+            if (v == Validation::Unproven) return;
+            validation = v;
+            validation_why = std::move(why);
+            if (v == Validation::Proven) {
+                engine->set_validation(true, {});
+                log::info("DNSSEC validation proven, lookups resolve again", {{"dnssec", "on"}});
+            } else {
+                // Broken after all: stay closed, loudly.
+                engine->set_validation(false, "DNSSEC validation does not work: " + validation_why);
+                log::error("DNSSEC validation does not work", {{"dnssec", "broken"}, {"why", validation_why}});
+            }
+        });
+    }
+    engine->tick();
 }
 
 Runtime::~Runtime() {

@@ -3,7 +3,9 @@
 // from one configuration on one event loop.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "config/config.hh"
 #include "dns/unbound_resolver.hh"
@@ -21,6 +23,15 @@ std::string cache_path(const config::Config& c);
 dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor = true);
 sts::CurlOptions fetcher_options(const config::Config& c);
 
+// Whether DNSSEC validation is known to work (resolver.dnssec, resolver.dnssec_probe).
+enum class Validation {
+    Proven,    // the probe zone's DNSKEY validated as secure
+    Off,       // resolver.dnssec = false: DANE is off, by choice
+    Unproven,  // the probe got no answer (no network yet): cold lookups answer TEMP
+    Broken,    // insecure or bogus: no trust anchor, or a wrong one; the daemon refuses to start
+};
+const char* validation_name(Validation v);
+
 struct Runtime {
     event_base* base = nullptr;
     SystemClock clock;
@@ -28,6 +39,14 @@ struct Runtime {
     std::unique_ptr<sts::CurlFetcher> fetcher;
     std::unique_ptr<store::Store> store;
     std::unique_ptr<Engine> engine;
+    Validation validation = Validation::Off;
+    std::string validation_why;
+
+    // Runs the DNSSEC probe on `base` and waits for it (start-up). Broken throws.
+    void prove_validation(const config::Config& c);
+    // Once a second: retries an unproven probe every 10 s (in the background), then the
+    // engine's tick.
+    void tick();
 
     // Throws std::runtime_error on configuration problems. With `persistent` false the engine
     // writes nothing (strictmx query).
@@ -35,6 +54,12 @@ struct Runtime {
                                            bool persistent);
     // persistent = false also leaves the state directory untouched.
     ~Runtime();
+
+  private:
+    void probe(std::function<void(Validation, std::string)> done);
+    std::string probe_zone_;
+    UnixTime next_probe_ = 0;
+    bool probing_ = false;
 };
 
 }  // namespace strictmx::policy

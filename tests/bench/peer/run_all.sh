@@ -82,6 +82,7 @@ smx_config() {  # DB PORT FILE
 log = "stderr"
 verbosity = 1
 state_dir = "$work/state"
+allow_root = true
 [resolver]
 forwarders = ["127.0.0.1"]  # the DNS sink: counted, never answered
 [cache]

@@ -383,8 +383,10 @@ class LyingResolver:
         while time.time() < end:
             if os.path.exists(pidfile) and wait_port(self.address, 53, 0.2):
                 with open(pidfile) as f:
-                    self.pid = int(f.read().strip())
-                return
+                    text = f.read().strip()
+                if text:  # unbound may not have written its pid yet
+                    self.pid = int(text)
+                    return
             time.sleep(0.05)
         raise RuntimeError("the lying resolver did not start")
 
