@@ -65,8 +65,7 @@ void show_cache(const config::Config& cfg, const std::string& domain, UnixTime n
         std::printf("  next refresh %s\n", when(row->next_refresh, now).c_str());
         std::string text = row->policy;
         for (auto line : split(text, '\n'))
-            if (!line.empty())
-                std::printf("    %s\n", esc(line).c_str());
+            if (!line.empty()) std::printf("    %s\n", esc(line).c_str());
     } else {
         std::printf("  no policy (%s), remembered until %s\n", esc(row->last_error).c_str(),
                     when(row->expires_at, now).c_str());
@@ -181,6 +180,10 @@ int main(int argc, char** argv) {
             cfg = config::defaults();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "strictmx: %s\n", e.what());
+        return 1;
+    }
+    if (auto problems = config::check_usable(cfg); !problems.empty()) {
+        for (const auto& p : problems) std::fprintf(stderr, "strictmx: %s\n", p.c_str());
         return 1;
     }
     log::init("strictmx", false, 1);

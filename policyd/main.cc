@@ -130,6 +130,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "strictmx-policyd: %s\n", e.what());
         return 1;
     }
+    if (auto problems = config::check_usable(cfg); !problems.empty()) {
+        for (const auto& p : problems)
+            std::fprintf(stderr, "strictmx-policyd: %s: %s\n",
+                         config_file.empty() ? "built-in defaults" : config_file.c_str(),
+                         p.c_str());
+        return 1;
+    }
     if (check) {
         std::fputs(config::dump(cfg).c_str(), stdout);
         std::fprintf(
@@ -157,8 +164,9 @@ int main(int argc, char** argv) {
                     "running as root with no daemon.user: set daemon.user to the service user "
                     "(the packages create _strictmx), or daemon.allow_root = true (or "
                     "--allow-root) where root is the only user, e.g. in a container");
-            log::warn("serving as root (daemon.allow_root): DNS and HTTPS data are parsed with "
-                      "full privileges; set daemon.user");
+            log::warn(
+                "serving as root (daemon.allow_root): DNS and HTTPS data are parsed with "
+                "full privileges; set daemon.user");
         }
         auto rt = policy::Runtime::create(base.get(), cfg, true);
         rt->prove_validation(cfg);

@@ -235,8 +235,10 @@ void Server::on_deadline(evutil_socket_t, short, void* arg) noexcept {
     if (!c->busy || !c->bev) return;
     ++c->request;
     c->busy = false;
-    log::warn("decision answer=TEMP source=deadline: lookup still in progress, the resolution goes on in the background",
-              {{"request", c->current}, {"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
+    log::warn(
+        "decision answer=TEMP source=deadline: lookup still in progress, the resolution goes on in "
+        "the background",
+        {{"request", c->current}, {"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
     switch (c->listener->proto) {
         case Protocol::Socketmap:
             s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply()));

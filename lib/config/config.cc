@@ -4,8 +4,14 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unbound.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -97,12 +103,12 @@ std::string show_on_failure(OnFailure f) {
             },                                                         \
             [](const Config& c) { return std::to_string(c.field); }    \
     }
-#define BOOL(section, key, field, desc)                                \
-    Setting {                                                          \
-        {section "." key, "boolean", "", desc},                        \
-            [](Config& c, const toml::node& n, const std::string& w) { \
-                c.field = get_bool(n, w);                              \
-            },                                                         \
+#define BOOL(section, key, field, desc)                                             \
+    Setting {                                                                       \
+        {section "." key, "boolean", "", desc},                                     \
+            [](Config& c, const toml::node& n, const std::string& w) {              \
+                c.field = get_bool(n, w);                                           \
+            },                                                                      \
             [](const Config& c) { return std::string(c.field ? "true" : "false"); } \
     }
 #define STRS(section, key, field, desc)                                \
@@ -363,10 +369,13 @@ Config parse(const std::string& text, const std::string& origin) {
             if (name == "policy.overrides") {
                 const toml::table* ov = v.as_table();
                 if (!ov) fail(w, "expected a table of domain = answer");
+                std::map<std::string, std::string> seen;  // normalized -> key as written
                 for (const auto& [dk, dv] : *ov) {
                     std::string answer = get_string(dv, w + "." + std::string(dk.str()));
-                    if (answer.find_first_of("\r\n") != std::string::npos)
-                        fail(w, "answer contains a line break");
+                    for (unsigned char ch : answer)
+                        if (ch < 0x20 || ch == 0x7f)
+                            fail(w + "." + std::string(dk.str()),
+                                 "answer contains a control byte (it would go to Postfix raw)");
                     static const std::set<std::string> kLevels = {
                         "none",      "may",         "encrypt", "dane",
                         "dane-only", "fingerprint", "verify",  "secure"};
@@ -378,6 +387,9 @@ Config parse(const std::string& text, const std::string& origin) {
                     auto key = dns::classify_key(dk.str());
                     if (key.kind != dns::KeyKind::Domain)
                         fail(w, std::string(dk.str()) + ": not a domain name");
+                    if (auto [it, fresh] = seen.emplace(key.domain, std::string(dk.str())); !fresh)
+                        fail(w, "\"" + it->second + "\" and \"" + std::string(dk.str()) +
+                                    "\" are the same domain (" + key.domain + ")");
                     c.overrides[key.domain] = answer;
                 }
                 continue;
@@ -421,9 +433,67 @@ Config parse(const std::string& text, const std::string& origin) {
         if (ok && z != ".")
             for (auto label : split(z, '.'))
                 ok = ok && !label.empty() && label.size() <= 63 &&
-                     label.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789-_") == std::string_view::npos;
+                     label.find_first_not_of(
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789-_") == std::string_view::npos;
         if (!ok) fail(origin + ": resolver.dnssec_probe", "not a zone name: " + c.dnssec_probe);
+    }
+    for (const auto& f : c.forwarders) {
+        // "IP" or "IP@PORT", as ub_ctx_set_fwd takes it; its own error names neither.
+        std::string ip = f.substr(0, f.find('@'));
+        std::string port = f.find('@') == std::string::npos ? "53" : f.substr(f.find('@') + 1);
+        bool port_ok = !port.empty() && port.size() <= 5 &&
+                       port.find_first_not_of("0123456789") == std::string::npos &&
+                       std::stoi(port) > 0 && std::stoi(port) < 65536;
+        if (!dns::is_ip_literal(ip) || !port_ok)
+            fail(origin + ": resolver.forwarders",
+                 "\"" + f + "\" is not an address (\"IP\" or \"IP@PORT\")");
+    }
+    for (const auto& e : c.connect_to) {
+        // curl CONNECT_TO: HOST:PORT:CONNECT_HOST:CONNECT_PORT (HOST and PORT may be empty,
+        // CONNECT_HOST may be an [IPv6] address).
+        auto port_ok = [](std::string_view p, bool may_be_empty) {
+            if (p.empty()) return may_be_empty;
+            return p.size() <= 5 && p.find_first_not_of("0123456789") == std::string_view::npos &&
+                   std::stoi(std::string(p)) > 0 && std::stoi(std::string(p)) < 65536;
+        };
+        std::string_view rest = e;
+        std::size_t c1 = rest.find(':');
+        std::size_t c2 = c1 == std::string_view::npos ? c1 : rest.find(':', c1 + 1);
+        std::size_t c3 = rest.rfind(':');
+        bool ok = c1 != std::string_view::npos && c2 != std::string_view::npos && c3 > c2 &&
+                  port_ok(rest.substr(c1 + 1, c2 - c1 - 1), true) &&
+                  port_ok(rest.substr(c3 + 1), true) && c3 > c2 + 1;
+        if (ok) {
+            std::string host(rest.substr(c2 + 1, c3 - c2 - 1));
+            if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+                host = host.substr(1, host.size() - 2);
+            ok = dns::is_ip_literal(host) ||
+                 (!host.empty() &&
+                  host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+                                         "MNOPQRSTUVWXYZ0123456789.-") == std::string::npos);
+        }
+        for (unsigned char ch : e) ok = ok && ch > 0x20 && ch < 0x7f;
+        if (!ok)
+            fail(origin + ": https.connect_to",
+                 "\"" + e + "\" is not HOST:PORT:CONNECT_HOST:CONNECT_PORT");
+    }
+    if (!c.proxy.empty()) {
+        std::size_t sep = c.proxy.find("://");
+        std::string scheme = sep == std::string::npos ? "" : c.proxy.substr(0, sep);
+        static const std::set<std::string> kSchemes = {"http",    "https",  "socks4",
+                                                       "socks4a", "socks5", "socks5h"};
+        std::string host =
+            sep == std::string::npos
+                ? ""
+                : c.proxy.substr(sep + 3, c.proxy.find_first_of(":/", sep + 3) - sep - 3);
+        bool ok = kSchemes.contains(scheme) && !host.empty();
+        for (unsigned char ch : c.proxy) ok = ok && ch > 0x20 && ch < 0x7f;
+        if (!ok)
+            fail(origin + ": https.proxy",
+                 "\"" + c.proxy +
+                     "\" is not a proxy URL (SCHEME://HOST[:PORT], scheme http, "
+                     "https, socks4, socks4a, socks5 or socks5h)");
     }
     if (c.log != "syslog" && c.log != "stderr")
         fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
@@ -431,11 +501,89 @@ Config parse(const std::string& text, const std::string& origin) {
 }
 
 Config load(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw std::runtime_error(path +
+                                 ": cannot read the configuration file: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        throw std::runtime_error(path +
+                                 ": not a regular file (give the configuration file, "
+                                 "not its directory)");
     std::ifstream in(path);
     if (!in) throw std::runtime_error(path + ": cannot read the configuration file");
     std::stringstream ss;
     ss << in.rdbuf();
     return parse(ss.str(), path);
+}
+
+std::vector<std::string> check_usable(const Config& c) {
+    std::vector<std::string> problems;
+    auto readable_file = [&](const std::string& key, const std::string& path) {
+        if (path.empty()) return false;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) {
+            problems.push_back(key + " = \"" + path + "\": " + std::strerror(errno));
+            return false;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            problems.push_back(key + " = \"" + path + "\": not a regular file");
+            return false;
+        }
+        if (::access(path.c_str(), R_OK) != 0) {
+            problems.push_back(key + " = \"" + path + "\": not readable: " + std::strerror(errno));
+            return false;
+        }
+        return true;
+    };
+    readable_file("resolver.trust_anchor_file", c.trust_anchor_file);
+    readable_file("https.ca_file", c.ca_file);
+    if (readable_file("resolver.unbound_config", c.unbound_config)) {
+        // What libunbound itself says of the file, with the key it came from.
+        ub_ctx* ctx = ub_ctx_create();
+        int rc = ctx ? ub_ctx_config(ctx, c.unbound_config.c_str()) : UB_NOMEM;
+        if (rc != 0)
+            problems.push_back("resolver.unbound_config = \"" + c.unbound_config +
+                               "\": libunbound rejects it: " + ub_strerror(rc));
+        if (ctx) ub_ctx_delete(ctx);
+    }
+    for (const auto& l : c.listen) {
+        if (!l.address.starts_with("unix:")) continue;
+        std::string path = l.address.substr(5);
+        std::string dir =
+            path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
+        if (dir.empty()) dir = path.find('/') == 0 ? "/" : ".";
+        struct stat st {};
+        if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            problems.push_back("listen " + l.address + ": directory " + dir + " does not exist");
+            continue;
+        }
+        // The socket is created and handed over before privileges are dropped: as root any
+        // owner and group can be set; otherwise only our own user and our own groups.
+        if (::geteuid() == 0) continue;
+        if (!l.owner.empty()) {
+            passwd* pw = ::getpwnam(l.owner.c_str());
+            if (pw && pw->pw_uid != ::geteuid())
+                problems.push_back("listen " + l.address + ": owner " + l.owner +
+                                   " cannot be set by uid " + std::to_string(::geteuid()) +
+                                   " (start as root, or leave owner empty)");
+        }
+        if (!l.group.empty()) {
+            group* gr = ::getgrnam(l.group.c_str());
+            if (!gr) continue;
+            std::vector<gid_t> groups(
+                static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+            int n = ::getgroups(static_cast<int>(groups.size()), groups.data());
+            bool member = gr->gr_gid == ::getegid();
+            for (int i = 0; i < n; ++i)
+                member = member || groups[static_cast<std::size_t>(i)] == gr->gr_gid;
+            if (!member)
+                problems.push_back("listen " + l.address + ": group " + l.group +
+                                   " cannot be set: uid " + std::to_string(::geteuid()) +
+                                   " is not in it (add the service user to the group, e.g. "
+                                   "SupplementaryGroups= in the unit)");
+        }
+    }
+    return problems;
 }
 
 std::string dump(const Config& c) {

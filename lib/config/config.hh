@@ -78,6 +78,12 @@ Config defaults(const std::string& state_dir = "/var/lib/strictmx");
 Config load(const std::string& path);
 Config parse(const std::string& text, const std::string& origin);
 
+// What cannot work on this machine although it parses: files that do not exist or cannot be
+// read (trust anchor, CA bundle, unbound configuration, which libunbound must accept), unix
+// socket directories that do not exist, socket owners and groups the process cannot set.
+// One line per problem, naming the key and the value. --check-config and start-up use it.
+std::vector<std::string> check_usable(const Config& c);
+
 // Every setting with its type, default and description, as the reference lists them.
 struct SettingDoc {
     std::string name, type, def, description;

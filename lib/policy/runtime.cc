@@ -143,8 +143,9 @@ void Runtime::prove_validation(const config::Config& c) {
         throw std::runtime_error("DNSSEC validation does not work: " + validation_why);
     if (validation == Validation::Unproven) {
         engine->set_validation(false, "DNSSEC validation not proven yet: " + validation_why);
-        log::error("DNSSEC validation not proven yet; lookups that need DNS answer TEMP until it is",
-                   {{"dnssec", "unproven"}, {"why", validation_why}});
+        log::error(
+            "DNSSEC validation not proven yet; lookups that need DNS answer TEMP until it is",
+            {{"dnssec", "unproven"}, {"why", validation_why}});
         next_probe_ = clock.now() + 10;
     }
 }
@@ -164,7 +165,8 @@ void Runtime::tick() {
             } else {
                 // Broken after all: stay closed, loudly.
                 engine->set_validation(false, "DNSSEC validation does not work: " + validation_why);
-                log::error("DNSSEC validation does not work", {{"dnssec", "broken"}, {"why", validation_why}});
+                log::error("DNSSEC validation does not work",
+                           {{"dnssec", "broken"}, {"why", validation_why}});
             }
         });
     }

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // strictmx.toml parsing: every documented name, defaults, and clear errors.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "config/config.hh"
@@ -74,10 +76,15 @@ TEST_CASE("configuration errors name the setting") {
           std::string::npos);
     CHECK(msg("[policy.overrides]\n\"[x]\" = \"none\"").find("not a domain") != std::string::npos);
     CHECK(msg("this is not toml").find("f.toml") != std::string::npos);
-    CHECK(msg("[policy.overrides]\n\"a.example\" = \"securee match=x\"").find("TLS level") != std::string::npos);
-    CHECK(msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:localhost:1\"").find("inet:IP:PORT") != std::string::npos);
-    CHECK(msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:127.0.0.1:1\"\nprofile = \"nope\"").find("unknown profile") != std::string::npos);
-    CHECK(msg("[cache]\ndns_min_ttl = 5000\ndns_max_ttl = 60").find("dns_min_ttl") != std::string::npos);
+    CHECK(msg("[policy.overrides]\n\"a.example\" = \"securee match=x\"").find("TLS level") !=
+          std::string::npos);
+    CHECK(msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:localhost:1\"")
+              .find("inet:IP:PORT") != std::string::npos);
+    CHECK(
+        msg("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:127.0.0.1:1\"\nprofile = \"nope\"")
+            .find("unknown profile") != std::string::npos);
+    CHECK(msg("[cache]\ndns_min_ttl = 5000\ndns_max_ttl = 60").find("dns_min_ttl") !=
+          std::string::npos);
     CHECK(msg("listen = []").find("at least one") != std::string::npos);
 }
 
@@ -89,4 +96,84 @@ TEST_CASE("dump parses back to the same settings") {
     CHECK(again.overrides == c.overrides);
     CHECK(again.listen.size() == c.listen.size());
     CHECK(!settings().empty());
+}
+
+namespace {
+std::string problem(const std::string& text) {
+    try {
+        parse(text, "f.toml");
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "no error";
+}
+bool has(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("settings that parse but cannot work are named with their value") {
+    CHECK(has(problem("[resolver]\nforwarders = [\"127.0.0.1@99999\"]"), "resolver.forwarders"));
+    CHECK(has(problem("[resolver]\nforwarders = [\"dns.example\"]"), "\"dns.example\""));
+    CHECK(problem("[resolver]\nforwarders = [\"127.0.0.1@5353\", \"::1\"]") == "no error");
+    CHECK(has(problem("[https]\nproxy = \"proxy.example:3128\""), "https.proxy"));
+    CHECK(has(problem("[https]\nproxy = \"ftp://proxy.example\""), "https.proxy"));
+    CHECK(problem("[https]\nproxy = \"http://proxy.example:3128\"") == "no error");
+    CHECK(has(problem("[https]\nconnect_to = [\"garbage\"]"), "https.connect_to"));
+    CHECK(has(problem("[https]\nconnect_to = [\"a:443:b:99999\"]"), "https.connect_to"));
+    CHECK(has(problem("[https]\nconnect_to = [\"::in valid:1\"]"), "https.connect_to"));
+    CHECK(problem("[https]\nconnect_to = [\"::127.0.0.1:8443\", \"a.example:443:[::1]:8443\"]") ==
+          "no error");
+    CHECK(has(problem("[resolver]\ndnssec_probe = \"a b\""), "resolver.dnssec_probe"));
+    CHECK(problem("[resolver]\ndnssec = false\ndnssec_probe = \"test.\"") == "no error");
+    CHECK(has(problem("[daemon]\nallow_root = \"yes\""), "true or false"));
+}
+
+TEST_CASE("override answers with control bytes, and keys that are one domain, are refused") {
+    CHECK(has(problem("[policy.overrides]\n\"a.example\" = \"secure\\u0000match=x\""),
+              "control byte"));
+    CHECK(has(problem("[policy.overrides]\n\"a.example\" = \"secure\\tmatch=x\""), "control byte"));
+    CHECK(
+        has(problem("[policy.overrides]\n\"a.example\" = \"secure\\u001b[31m\""), "control byte"));
+    std::string dup =
+        problem("[policy.overrides]\n\"Example.COM\" = \"none\"\n\"example.com.\" = \"may\"");
+    CHECK(has(dup, "Example.COM"));
+    CHECK(has(dup, "example.com."));
+    CHECK(has(problem("[policy.overrides]\n\"b\xC3\xBC"
+                      "cher.example\" = \"none\"\n"
+                      "\"xn--bcher-kva.example\" = \"may\""),
+              "same domain"));
+}
+
+TEST_CASE("check_usable names files and sockets that cannot be used") {
+    Config c = defaults("/nonexistent-state");
+    CHECK(check_usable(c).empty());
+    c.trust_anchor_file = "/nonexistent/root.key";
+    c.ca_file = "/tmp";  // a directory
+    auto p = check_usable(c);
+    REQUIRE(p.size() == 2);
+    CHECK(has(p[0], "resolver.trust_anchor_file = \"/nonexistent/root.key\""));
+    CHECK(has(p[1], "https.ca_file = \"/tmp\": not a regular file"));
+    Config u = defaults();
+    char tmpl[] = "/tmp/strictmx-ubconf-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    REQUIRE(fd >= 0);
+    const char bad[] = "server:\n\tno-such-option: yes\n";
+    REQUIRE(::write(fd, bad, sizeof bad - 1) == static_cast<ssize_t>(sizeof bad - 1));
+    ::close(fd);
+    u.unbound_config = tmpl;
+    auto q = check_usable(u);
+    REQUIRE(q.size() == 1);
+    CHECK(has(q[0], "libunbound rejects it"));
+    ::unlink(tmpl);
+    Config s = defaults();
+    s.listen.push_back(Listen{"socketmap", "unix:/nonexistent-dir/s.sock", "", "", "", ""});
+    auto r = check_usable(s);
+    REQUIRE(r.size() == 1);
+    CHECK(has(r[0], "/nonexistent-dir does not exist"));
+}
+
+TEST_CASE("a directory is not a configuration file") {
+    CHECK_THROWS_WITH(load("/tmp"), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(load("/nonexistent/strictmx.toml"), Catch::Contains("cannot read"));
 }
