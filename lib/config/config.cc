@@ -168,8 +168,10 @@ const std::vector<Setting>& table() {
                  "when it does not. false: DANE is off, explicitly: every answer counts as "
                  "unsigned, and the log and strictmx query say dnssec=off."),
             STR("resolver", "dnssec_probe", dnssec_probe,
-                "The zone whose DNSKEY RRset proves validation at start: \".\" with the root "
-                "trust anchor, or the zone of a private trust anchor."),
+                "The zone whose DNSKEY RRset proves validation at start. Empty: the zone of the "
+                "configured trust anchor (resolver.trust_anchor_file, or the first "
+                "trust-anchor, trust-anchor-file or auto-trust-anchor-file in "
+                "resolver.unbound_config). No trust anchor at all: the daemon refuses to start."),
             INT("resolver", "max_outstanding", resolver_max_outstanding, 10, 1'000'000,
                 "DNS queries in the resolver at once, counting those already answered "
                 "\"timeout\" that libunbound is still retrying; past it a query fails at once "
@@ -429,8 +431,8 @@ Config parse(const std::string& text, const std::string& origin) {
         // A zone name: "." or LDH labels, a trailing dot allowed.
         std::string z = c.dnssec_probe;
         if (z.size() > 1 && z.back() == '.') z.pop_back();
-        bool ok = z == "." || (!z.empty() && z.size() <= 253);
-        if (ok && z != ".")
+        bool ok = z.empty() || z == "." || z.size() <= 253;
+        if (ok && !z.empty() && z != ".")
             for (auto label : split(z, '.'))
                 ok = ok && !label.empty() && label.size() <= 63 &&
                      label.find_first_not_of(

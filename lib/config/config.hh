@@ -38,7 +38,7 @@ struct Config {
     int resolver_timeout_ms = 5000;
     int resolver_max_outstanding = 4000;
     bool dnssec = true;               // false: DANE explicitly off, every answer insecure
-    std::string dnssec_probe = ".";   // its DNSKEY must validate as secure at start
+    std::string dnssec_probe;         // its DNSKEY must validate at start ("": the anchor's zone)
     // [https]
     std::string ca_file;
     std::vector<std::string> connect_to;

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "util/log.hh"
 #include "util/strings.hh"
@@ -69,6 +72,71 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
     return o;
 }
 
+namespace {
+// The owner name of the first DS or DNSKEY record in a zone-file style anchor file (also
+// the format unbound writes for RFC 5011 anchors).
+std::string anchor_owner_in_file(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string owner, w;
+        if (!(words >> owner) || owner.starts_with(";")) continue;
+        while (words >> w)
+            if (w == "DS" || w == "DNSKEY") return owner;
+    }
+    return {};
+}
+
+std::string unquote(std::string s) {
+    s = std::string(trim(s));
+    if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+    return s;
+}
+
+// The first trust anchor an unbound configuration names (following include: once).
+std::string anchor_owner_in_unbound_config(const std::string& path, int depth = 0) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::string_view l = trim(line);
+        if (l.starts_with("#")) continue;
+        std::size_t colon = l.find(':');
+        if (colon == std::string_view::npos) continue;
+        std::string key(l.substr(0, colon));
+        std::string value = unquote(std::string(l.substr(colon + 1)));
+        if (key == "trust-anchor-file" || key == "auto-trust-anchor-file") {
+            if (auto o = anchor_owner_in_file(value); !o.empty()) return o;
+        } else if (key == "trusted-keys-file") {
+            // BIND syntax: trusted-keys { "name" flags proto alg "key"; ... };
+            std::ifstream keys(value);
+            std::string text((std::istreambuf_iterator<char>(keys)), {});
+            std::size_t open = text.find('{');
+            std::size_t q1 = open == std::string::npos ? open : text.find('"', open);
+            std::size_t q2 = q1 == std::string::npos ? q1 : text.find('"', q1 + 1);
+            if (q2 != std::string::npos) return text.substr(q1 + 1, q2 - q1 - 1);
+        } else if (key == "trust-anchor") {
+            std::istringstream words(value);
+            std::string owner;
+            if (words >> owner) return owner;
+        } else if (key == "include" && depth < 2) {
+            if (auto o = anchor_owner_in_unbound_config(value, depth + 1); !o.empty()) return o;
+        }
+    }
+    return {};
+}
+}  // namespace
+
+std::string probe_zone(const config::Config& c, const dns::UnboundOptions& o) {
+    std::string zone = c.dnssec_probe;
+    if (zone.empty() && !o.trust_anchor_file.empty())
+        zone = anchor_owner_in_file(o.trust_anchor_file);
+    if (zone.empty() && !c.unbound_config.empty())
+        zone = anchor_owner_in_unbound_config(c.unbound_config);
+    if (zone.size() > 1 && zone.back() == '.') zone.pop_back();
+    return zone;  // empty: no trust anchor found
+}
+
 sts::CurlOptions fetcher_options(const config::Config& c) {
     sts::CurlOptions o;
     o.ca_file = c.ca_file;
@@ -83,7 +151,9 @@ std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config&
                                          bool persistent) {
     auto rt = std::make_unique<Runtime>();
     rt->base = base;
-    rt->resolver = std::make_unique<dns::UnboundResolver>(base, resolver_options(c, persistent));
+    auto ropts = resolver_options(c, persistent);
+    rt->probe_zone_ = probe_zone(c, ropts);
+    rt->resolver = std::make_unique<dns::UnboundResolver>(base, ropts);
     rt->fetcher = std::make_unique<sts::CurlFetcher>(base, fetcher_options(c));
     if (persistent) {
         std::string path = cache_path(c);
@@ -129,8 +199,15 @@ void Runtime::prove_validation(const config::Config& c) {
                   {{"dnssec", "off"}});
         return;
     }
-    probe_zone_ = c.dnssec_probe;
-    if (probe_zone_.size() > 1 && probe_zone_.back() == '.') probe_zone_.pop_back();
+    if (probe_zone_.empty()) {
+        validation = Validation::Broken;
+        validation_why =
+            "no trust anchor configured, so no answer can be validated and DANE would never "
+            "apply (install dns-root-data for the default STATE_DIR/root.key, set "
+            "resolver.trust_anchor_file or a trust anchor in resolver.unbound_config, or set "
+            "resolver.dnssec = false to run without DANE)";
+        throw std::runtime_error("DNSSEC validation does not work: " + validation_why);
+    }
     bool done = false;
     probe([&](Validation v, std::string why) {
         validation = v;

@@ -22,6 +22,10 @@ std::string cache_path(const config::Config& c);
 // daemon does; `strictmx query` only reads).
 dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor = true);
 sts::CurlOptions fetcher_options(const config::Config& c);
+// The zone whose DNSKEY proves validation: resolver.dnssec_probe, else the owner of the
+// first trust anchor found in the anchor file or the unbound configuration; empty when
+// there is no trust anchor (validation cannot work: the daemon refuses to start).
+std::string probe_zone(const config::Config& c, const dns::UnboundOptions& o);
 
 // Whether DNSSEC validation is known to work (resolver.dnssec, resolver.dnssec_probe).
 enum class Validation {

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // strictmx.toml parsing: every documented name, defaults, and clear errors.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "config/config.hh"
+#include "policy/runtime.hh"
 
 using namespace strictmx::config;
 
@@ -176,4 +178,44 @@ TEST_CASE("check_usable names files and sockets that cannot be used") {
 TEST_CASE("a directory is not a configuration file") {
     CHECK_THROWS_WITH(load("/tmp"), Catch::Contains("not a regular file"));
     CHECK_THROWS_WITH(load("/nonexistent/strictmx.toml"), Catch::Contains("cannot read"));
+}
+
+TEST_CASE("the DNSSEC probe zone defaults to the configured trust anchor's zone") {
+    char ta[] = "/tmp/strictmx-ta-XXXXXX";
+    int fd = ::mkstemp(ta);
+    REQUIRE(fd >= 0);
+    const char ds[] = "; a comment\ntest.\t3600\tIN\tDS\t21722 13 2 9bf4\n";
+    REQUIRE(::write(fd, ds, sizeof ds - 1) == static_cast<ssize_t>(sizeof ds - 1));
+    ::close(fd);
+    char ub[] = "/tmp/strictmx-ub-XXXXXX";
+    fd = ::mkstemp(ub);
+    REQUIRE(fd >= 0);
+    std::string conf =
+        std::string("server:\n\t# trust-anchor-file: \"/nope\"\n\ttrust-anchor-file: \"") + ta +
+        "\"\n";
+    REQUIRE(::write(fd, conf.data(), conf.size()) == static_cast<ssize_t>(conf.size()));
+    ::close(fd);
+    Config c = defaults();
+    c.unbound_config = ub;
+    CHECK(strictmx::policy::probe_zone(c, strictmx::policy::resolver_options(c, false)) == "test");
+    c.dnssec_probe = "example.";
+    CHECK(strictmx::policy::probe_zone(c, strictmx::policy::resolver_options(c, false)) ==
+          "example");
+    Config r = defaults();
+    r.trust_anchor_file = "/usr/share/dns/root.key";
+    CHECK(strictmx::policy::probe_zone(r, strictmx::policy::resolver_options(r, false)) == ".");
+    Config inline_anchor = defaults();
+    std::string conf2 = "server:\n  trust-anchor: \"corp.example. DS 1 13 2 abcd\"\n";
+    fd = ::open(ub, O_WRONLY | O_TRUNC);
+    REQUIRE(::write(fd, conf2.data(), conf2.size()) == static_cast<ssize_t>(conf2.size()));
+    ::close(fd);
+    inline_anchor.unbound_config = ub;
+    CHECK(strictmx::policy::probe_zone(inline_anchor, strictmx::policy::resolver_options(
+                                                          inline_anchor, false)) == "corp.example");
+    Config none = defaults("/nonexistent-state");
+    none.unbound_config = "/dev/null";
+    CHECK(strictmx::policy::probe_zone(none, strictmx::policy::resolver_options(none, false)) ==
+          "");
+    ::unlink(ta);
+    ::unlink(ub);
 }

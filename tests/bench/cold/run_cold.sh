@@ -204,7 +204,6 @@ state_dir = "$run/state"
 allow_root = true
 [resolver]
 unbound_config = "$work/unbound-lib.conf"
-dnssec_probe = "cold.test."
 [https]
 ca_file = "$work/ca.pem"
 connect_to = ["::127.0.0.1:8443"]      # any policy host, port 443 -> 127.0.0.1:8443

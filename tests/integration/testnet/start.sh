@@ -147,7 +147,6 @@ verbosity = 2
 allow_root = true                      # the tests run as root in a private namespace
 [resolver]
 unbound_config = "$W/unbound-lib.conf"
-dnssec_probe = "test."                 # the test trust anchor's zone
 [https]
 ca_file = "$W/ca.pem"
 connect_to = ["::127.0.0.1:8443"]      # curl CONNECT_TO: any host, port -> 127.0.0.1:8443
