@@ -88,6 +88,10 @@ class Socketmap:
 
     def query(self, name, key):
         """Returns the reply payload as text, e.g. 'OK secure match=...'."""
+        return self.query_raw(name, key).decode("utf-8", "replace")
+
+    def query_raw(self, name, key):
+        """Returns the reply payload as bytes, exactly as the server sent it."""
         req = f"{name} {key}".encode()
         self.sock.sendall(netstring(req))
         while True:
@@ -100,7 +104,7 @@ class Socketmap:
                         raise ValueError(f"bad netstring terminator: {self.buf[:80]!r}")
                     payload = self.buf[m.end():end]
                     self.buf = self.buf[end + 1:]
-                    return payload.decode("utf-8", "replace")
+                    return payload
             elif len(self.buf) > 7:
                 raise ValueError(f"bad netstring: {self.buf[:80]!r}")
             chunk = self.sock.recv(65536)
@@ -130,6 +134,13 @@ def tcp_encode(key):
 
 def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
     """Returns (code, decoded text) of one tcp_table request."""
+    code, raw, _ = tcp_query_raw(key, address, timeout)
+    return code, raw.decode("utf-8", "replace")
+
+
+def tcp_query_raw(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
+    """One tcp_table request: (code, text with %XX decoded to bytes, bytes the server
+    sent after the first newline; a reply is one line, so these should be none)."""
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(f"get {tcp_encode(key)}\n".encode())
         buf = b""
@@ -138,9 +149,9 @@ def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
             if not chunk:
                 break
             buf += chunk
-    line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
-    code, _, text = line.partition(" ")
-    return code, urllib.parse.unquote(text)
+    line, _, rest = buf.partition(b"\n")
+    code, _, text = line.partition(b" ")
+    return code.decode("ascii", "replace"), urllib.parse.unquote_to_bytes(text), rest
 
 
 # --- postmap ------------------------------------------------------------------------------

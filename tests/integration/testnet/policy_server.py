@@ -138,6 +138,17 @@ for d in ("sts-insecure", "sts-bogus", "sts-tampered"):
 # DANE and MTA-STS together: the policy is valid, DANE must win.
 host("dane-sts.test", body=policy(mx=["mx.dane-sts.test"]))
 
+# Hostile MX host names in DNS (t_hostile_dns.py): valid enforce policies whose *.
+# pattern the forged names under it would match as text.
+for d in ("hostile-sts", "hostile-only", "hostile-bytes", "hostile-signed",
+          "hostile-signed-only"):
+    host(f"{d}.test", body=policy(mx=[f"*.pool.{d}.test"]))
+host("hostile-dane.test", body=policy(mx=["*.hostile-dane.test"]))
+
+# Partial DANE under an enforce policy that covers every MX host (t_partial_dane.py).
+for d in ("dane-partial-sts", "dane-partial-sts-tls", "dane-partial-sts-ok"):
+    host(f"{d}.test", body=policy(mx=[f"*.{d}.test"]))
+
 # Delivery tests.
 for d in ("deliver-ok", "deliver-badcert", "deliver-nostarttls"):
     host(f"{d}.test", body=policy(mx=[f"mx.{d}.test"]))
