@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -63,6 +64,36 @@ void notify_ready() {
     ::sendto(fd, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&sun),
              static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
     ::close(fd);
+}
+
+// Every connection needs a descriptor, and the resolver, fetcher, cache and logs some more:
+// raise the soft limit to what daemon.max_connections needs, or refuse with the reason.
+void check_descriptors(const config::Config& cfg) {
+    constexpr rlim_t kSpare = 64;
+    rlim_t need = static_cast<rlim_t>(cfg.max_connections) + cfg.listen.size() + kSpare;
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need) return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+        throw std::runtime_error(
+            "daemon.max_connections = " + std::to_string(cfg.max_connections) + " needs " +
+            std::to_string(need) + " file descriptors, the hard limit is " +
+            std::to_string(rl.rlim_max) +
+            " (raise LimitNOFILE= in the unit, or lower daemon.max_connections)");
+    rl.rlim_cur = need;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        throw std::runtime_error(std::string("cannot raise the file descriptor limit: ") +
+                                 std::strerror(errno));
+}
+
+// libevent's own warnings go through our log, with our format and priorities.
+void on_libevent_log(int severity, const char* msg) {
+    if (severity >= EVENT_LOG_ERR)
+        log::error("libevent", {{"message", msg ? msg : ""}});
+    else if (severity == EVENT_LOG_WARN)
+        log::warn("libevent", {{"message", msg ? msg : ""}});
+    else
+        log::debug("libevent", {{"message", msg ? msg : ""}});
 }
 
 void on_signal(evutil_socket_t sig, short, void* arg) {
@@ -145,11 +176,13 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::init("strictmx-policyd", cfg.log == "syslog", cfg.verbosity);
+    event_set_log_callback(&on_libevent_log);
     std::signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     int rc = 0;
     try {
+        check_descriptors(cfg);
         EventBasePtr base(event_base_new());
         if (!base) throw std::runtime_error("event_base_new failed");
         // Bind first (ports below 1024, sockets in root-owned directories), then drop

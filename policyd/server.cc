@@ -1,47 +1,68 @@
 // SPDX-License-Identifier: MIT
-// Listeners and connections. Each connection holds at most one request in progress (Postfix
-// never pipelines); further bytes wait in the input buffer. A request that cannot be parsed
-// gets an error reply and the connection is closed; no other connection notices.
+// Listeners and connections. A connection owns a fixed read buffer (its protocol's longest
+// request) and at most one reply being written. It reads nothing while a request is in
+// progress or a reply waits for the socket (Postfix never pipelines), so input it has not
+// asked for stays in the kernel, and a client that never reads stops being read from.
+// Malformed input gets the protocol's error reply and the connection is closed; nothing else
+// notices. accept() failing for lack of descriptors pauses the listeners briefly instead of
+// spinning.
 #include "server.hh"
 
-#include <event2/buffer.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
-#include <map>
 #include <stdexcept>
 
 #include "codecs/netstring.hh"
-#include "codecs/tcp_table.hh"
+#include "protocol.hh"
 #include "util/log.hh"
 
 namespace strictmx::policyd {
 
+namespace {
+using SteadyClock = std::chrono::steady_clock;
+// How long accept() rests after failing for lack of descriptors.
+constexpr timeval kAcceptBackoff{0, 200'000};
+}  // namespace
+
 struct Server::Listener {
     Server* server = nullptr;
     config::Listen cfg;
-    Protocol proto = Protocol::Socketmap;
-    const policy::Profile* profile = nullptr;  // tcp_table
+    const Protocol* proto = nullptr;
+    const policy::Profile* profile = nullptr;  // tcp_table, exim
+    bool is_unix = false;
     evconnlistener* ev = nullptr;
     std::string unix_path;
 };
 
-struct Server::Conn : std::enable_shared_from_this<Conn> {
+struct Server::Conn {
     Server* server = nullptr;
     Listener* listener = nullptr;
-    bufferevent* bev = nullptr;
-    bool busy = false;          // a request is in progress
-    bool closing = false;       // close once the output is flushed
-    bool in_process = false;    // process() is on the stack: it picks up the next request
-    bool eof = false;           // the client shut down its side (Exim readsocket does)
+    Fd fd;
+    EventPtr rd, wr, timer;
+    std::unique_ptr<char[]> in;
+    std::size_t in_len = 0, in_cap = 0;
+    std::string out;  // one reply, written from out_off
+    std::size_t out_off = 0;
+    bool reading = false;
+    bool busy = false;        // a request is in progress
+    bool closing = false;     // close once the reply is out
+    bool eof = false;         // the client shut down its side (Exim's readsocket does)
+    bool in_process = false;  // process() is on the stack: it picks up the next request
+    bool has_uid = false;
+    uid_t uid = 0;
     std::uint64_t request = 0;  // sequence number of the request in progress
     std::string current;        // the request in progress, for the log
-    EventPtr deadline;
-    std::shared_ptr<Conn> self;  // keeps the connection alive while the loop owns it
+    SteadyClock::time_point opened = SteadyClock::now();
+    std::shared_ptr<Conn> self;  // the loop's reference; callbacks hold weak ones
 };
 
 namespace {
@@ -54,7 +75,16 @@ sockaddr_storage parse_inet(const std::string& hostport, int& len) {
 }
 }  // namespace
 
-Server::Server(event_base* base, const config::Config& cfg) : base_(base), cfg_(cfg) {}
+std::size_t Server::max_connection_bytes() {
+    std::size_t frame = 0;
+    for (const char* t : {"socketmap", "tcp_table", "exim"})
+        frame = std::max(frame, find_protocol(t)->max_frame());
+    return frame + netstring::kMaxReply + 16 + sizeof(Conn);
+}
+
+Server::Server(event_base* base, const config::Config& cfg) : base_(base), cfg_(cfg) {
+    resume_.reset(evtimer_new(base_, &on_accept_resume, this));
+}
 
 Server::~Server() {
     std::vector<Conn*> open(live_.begin(), live_.end());
@@ -70,10 +100,11 @@ void Server::bind_all() {
         auto l = std::make_unique<Listener>();
         l->server = this;
         l->cfg = lc;
-        l->proto = lc.type == "tcp_table" ? Protocol::TcpTable
-                   : lc.type == "exim"    ? Protocol::Exim
-                                          : Protocol::Socketmap;
-        if (l->proto != Protocol::Socketmap) {
+        l->proto = find_protocol(lc.type);
+        if (!l->proto)
+            throw std::runtime_error("listener " + lc.address + ": unknown type " + lc.type);
+        l->is_unix = lc.address.starts_with("unix:");
+        if (lc.type != "socketmap") {
             std::string pname = lc.profile.empty() ? "postfix" : lc.profile;
             l->profile = policy::find_profile(pname);
             if (!l->profile)
@@ -132,6 +163,7 @@ void Server::bind_all() {
             if (::chmod(path.c_str(), mode) != 0)
                 throw std::runtime_error("chmod " + path + ": " + std::strerror(errno));
         }
+        evconnlistener_set_error_cb(l->ev, &on_accept_error);
         log::info("listening", {{"type", lc.type},
                                 {"address", lc.address},
                                 {"profile", l->profile ? l->profile->name : "by map name"}});
@@ -140,14 +172,16 @@ void Server::bind_all() {
 }
 
 void Server::start_accepting() {
+    accepting_ = true;
     for (auto& l : listeners_) evconnlistener_enable(l->ev);
 }
 
 void Server::pause_listeners(bool pause) {
     if (pause == paused_) return;
     paused_ = pause;
+    bool off = paused_ || backing_off_ || !accepting_;
     for (auto& l : listeners_) {
-        if (pause)
+        if (off)
             evconnlistener_disable(l->ev);
         else
             evconnlistener_enable(l->ev);
@@ -157,217 +191,267 @@ void Server::pause_listeners(bool pause) {
                   {{"max_connections", std::to_string(cfg_.max_connections)}});
 }
 
+void Server::on_accept_error(evconnlistener*, void* arg) noexcept {
+    auto* l = static_cast<Listener*>(arg);
+    Server* s = l->server;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) return;
+    // Out of descriptors: the pending connection stays readable, so accepting again at once
+    // would spin. Rest the listeners, then try again; say so once per thousand.
+    if (s->accept_errors_++ % 1000 == 0)
+        log::error("cannot accept connections: out of file descriptors, pausing accept",
+                   {{"error", std::strerror(err)},
+                    {"connections", std::to_string(s->conns_)},
+                    {"times", std::to_string(s->accept_errors_)}});
+    s->backing_off_ = true;
+    for (auto& other : s->listeners_) evconnlistener_disable(other->ev);
+    evtimer_add(s->resume_.get(), &kAcceptBackoff);
+}
+
+void Server::on_accept_resume(evutil_socket_t, short, void* arg) noexcept {
+    auto* s = static_cast<Server*>(arg);
+    s->backing_off_ = false;
+    if (s->paused_ || !s->accepting_) return;
+    for (auto& l : s->listeners_) evconnlistener_enable(l->ev);
+}
+
 void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) noexcept {
     auto* l = static_cast<Listener*>(arg);
     Server* s = l->server;
-    bufferevent* bev = bufferevent_socket_new(s->base_, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        evutil_closesocket(fd);
-        return;
+    Fd owned(fd);
+    uid_t uid = 0;
+    bool has_uid = false;
+    if (l->is_unix) {
+        // One local user cannot take every connection slot from the others (Postfix's).
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            uid = cred.uid;
+            has_uid = true;
+            if (s->per_uid_[uid] >= static_cast<std::size_t>(s->cfg_.max_connections_per_user)) {
+                if (s->refused_per_uid_++ % 1000 == 0)
+                    log::warn("connection refused: the peer's user has too many open",
+                              {{"uid", std::to_string(uid)},
+                               {"max_connections_per_user",
+                                std::to_string(s->cfg_.max_connections_per_user)},
+                               {"times", std::to_string(s->refused_per_uid_)}});
+                return;
+            }
+        }
     }
+    evutil_make_socket_nonblocking(fd);
     auto c = std::make_shared<Conn>();
     c->server = s;
     c->listener = l;
-    c->bev = bev;
+    c->fd = std::move(owned);
     c->self = c;
-    c->deadline.reset(evtimer_new(s->base_, &on_deadline, c.get()));  // armed per request
-    bufferevent_setcb(bev, &on_read, &on_write, &on_event, c.get());
-    timeval idle{s->cfg_.idle_timeout_s, 0};
-    bufferevent_set_timeouts(bev, &idle, nullptr);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    c->has_uid = has_uid;
+    c->uid = uid;
+    c->in_cap = l->proto->max_frame();
+    c->in = std::make_unique<char[]>(c->in_cap);
+    c->rd.reset(event_new(s->base_, fd, EV_READ | EV_PERSIST, &on_readable, c.get()));
+    c->wr.reset(event_new(s->base_, fd, EV_WRITE | EV_PERSIST, &on_writable, c.get()));
+    c->timer.reset(evtimer_new(s->base_, &on_timer, c.get()));
+    if (!c->rd || !c->wr || !c->timer) return;  // out of memory: the client retries
+    event_add(c->rd.get(), nullptr);
+    c->reading = true;
+    s->arm_timer(c.get());
     ++s->conns_;
+    if (has_uid) ++s->per_uid_[uid];
     s->live_.insert(c.get());
     if (s->conns_ >= static_cast<std::size_t>(s->cfg_.max_connections)) s->pause_listeners(true);
 }
 
+void Server::arm_timer(Conn* c) {
+    // One timer: the lookup deadline while a request is in progress, else the idle timeout,
+    // never past the connection's lifetime.
+    std::chrono::milliseconds wait;
+    if (c->busy) {
+        wait = std::chrono::milliseconds(cfg_.lookup_deadline_ms);
+    } else {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            c->opened + std::chrono::seconds(cfg_.max_lifetime_s) - SteadyClock::now());
+        wait = std::clamp(left, std::chrono::milliseconds(0),
+                          std::chrono::milliseconds(std::chrono::seconds(cfg_.idle_timeout_s)));
+    }
+    timeval tv{static_cast<time_t>(wait.count() / 1000),
+               static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    evtimer_add(c->timer.get(), &tv);
+}
+
 void Server::close(Conn* c) {
-    if (!c->bev) return;
-    bufferevent_free(c->bev);
-    c->bev = nullptr;
-    c->deadline.reset();
+    if (!c->fd.valid()) return;
+    c->rd.reset();
+    c->wr.reset();
+    c->timer.reset();
+    c->fd = Fd();
+    c->in.reset();
+    c->out = std::string();
     ++c->request;  // a reply still on its way is dropped
     --conns_;
+    if (c->has_uid) {
+        auto it = per_uid_.find(c->uid);
+        if (it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
+    }
     live_.erase(c);
     if (paused_ && conns_ < static_cast<std::size_t>(cfg_.max_connections)) pause_listeners(false);
-    c->self.reset();  // may destroy c
+    c->self.reset();  // may destroy c; callers hold a reference while they use it
 }
 
-void Server::on_event(bufferevent*, short what, void* arg) noexcept {
+void Server::on_timer(evutil_socket_t, short, void* arg) noexcept {
     auto* c = static_cast<Conn*>(arg);
-    if ((what & BEV_EVENT_TIMEOUT) && c->busy) {
-        bufferevent_enable(c->bev, EV_READ);
+    std::shared_ptr<Conn> keep = c->self;
+    Server* s = c->server;
+    if (!c->busy) {
+        s->close(c);  // idle, or its lifetime is over
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        c->listener->proto == Protocol::Exim && !c->closing) {
-        // Half-close: the request is complete, the answer still goes out.
-        c->eof = true;
-        std::shared_ptr<Conn> keep = c->shared_from_this();
-        if (c->busy) return;
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-            c->server->process(keep);
-            return;
-        }
-    }
-    c->server->close(c);
-}
-
-void Server::on_write(bufferevent* bev, void* arg) noexcept {
-    auto* c = static_cast<Conn*>(arg);
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->server->close(c);
-}
-
-void Server::on_read(bufferevent*, void* arg) noexcept {
-    auto* c = static_cast<Conn*>(arg);
-    std::shared_ptr<Conn> keep = c->shared_from_this();
-    c->server->process(keep);
-}
-
-void Server::send(const std::shared_ptr<Conn>& c, const std::string& bytes) {
-    if (!c->bev) return;
-    bufferevent_write(c->bev, bytes.data(), bytes.size());
-}
-
-void Server::on_deadline(evutil_socket_t, short, void* arg) noexcept {
-    auto* c = static_cast<Conn*>(arg);
-    std::shared_ptr<Conn> keep = c->shared_from_this();
-    Server* s = c->server;
-    if (!c->busy || !c->bev) return;
-    ++c->request;
+    ++c->request;  // the answer, when it comes, is cached for the next attempt
     c->busy = false;
     log::warn(
         "decision answer=TEMP source=deadline: lookup still in progress, the resolution goes on in "
         "the background",
         {{"request", c->current}, {"deadline_ms", std::to_string(s->cfg_.lookup_deadline_ms)}});
-    switch (c->listener->proto) {
-        case Protocol::Socketmap:
-            s->send(keep, netstring::encode(policy::Service::socketmap_deadline_reply()));
-            break;
-        case Protocol::TcpTable:
-            s->send(keep, policy::Service::tcp_table_deadline_reply());
-            break;
-        case Protocol::Exim:
-            s->send(keep, policy::Service::exim_deadline_reply());
-            c->closing = true;
-            on_write(c->bev, c);
-            return;
-    }
-    s->process(keep);
+    if (c->listener->proto->one_request()) c->closing = true;
+    s->reply(c, c->listener->proto->deadline_reply());
 }
 
-void Server::process(const std::shared_ptr<Conn>& c) {
+void Server::on_readable(evutil_socket_t, short, void* arg) noexcept {
+    auto* c = static_cast<Conn*>(arg);
+    std::shared_ptr<Conn> keep = c->self;
+    c->server->read_some(c);
+}
+
+void Server::read_some(Conn* c) {
+    if (c->in_len == c->in_cap) {  // full: process() decides (a read of 0 would look like EOF)
+        process(c);
+        return;
+    }
+    ssize_t n;
+    do {
+        n = ::read(c->fd.get(), c->in.get() + c->in_len, c->in_cap - c->in_len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) close(c);
+        return;
+    }
+    if (n == 0) {
+        c->eof = true;
+        event_del(c->rd.get());
+        c->reading = false;
+    }
+    c->in_len += static_cast<std::size_t>(n);
+    if (!c->busy) arm_timer(c);
+    process(c);
+}
+
+void Server::process(Conn* c) {
     if (c->in_process) return;
     c->in_process = true;
     struct Reset {
         Conn* c;
         ~Reset() { c->in_process = false; }
-    } reset{c.get()};
+    } reset{c};
+    const Protocol& proto = *c->listener->proto;
     try {
-        while (c->bev && !c->busy && !c->closing) {
-            evbuffer* in = bufferevent_get_input(c->bev);
-            std::size_t avail = evbuffer_get_length(in);
-            if (avail == 0) return;
-            // Look at no more than one maximal request plus its framing.
-            std::size_t want = std::min<std::size_t>(avail, netstring::kMaxRequest + 16);
-            auto* data =
-                reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(want)));
-            std::string_view view(data, want);
-            std::string request_key;
-            std::string payload;
-            std::size_t consumed = 0;
-            if (c->listener->proto == Protocol::Socketmap) {
-                auto r = netstring::parse(view, netstring::kMaxRequest);
-                if (r.status == netstring::ParseResult::Status::NeedMore) return;
-                if (r.status == netstring::ParseResult::Status::Malformed) {
-                    log::warn("malformed socketmap request, closing the connection",
-                              {{"error", r.reason}});
-                    send(c, netstring::encode(std::string("PERM malformed request: ") + r.reason));
-                    c->closing = true;
-                    on_write(c->bev, c.get());
+        while (c->fd.valid() && !c->busy && !c->closing && c->out.empty()) {
+            Frame f = proto.frame(std::string_view(c->in.get(), c->in_len), c->eof);
+            if (f.kind == Frame::Kind::NeedMore) {
+                if (c->in_len == c->in_cap) {
+                    // The buffer holds the longest request there is, and no end: not a request.
+                    f.kind = Frame::Kind::Malformed;
+                    f.why = "request longer than the protocol allows";
+                    f.error_reply = proto.internal_error_reply();
+                } else if (c->eof) {
+                    close(c);  // the client is done
+                    return;
+                } else {
+                    if (!c->reading) {
+                        event_add(c->rd.get(), nullptr);
+                        c->reading = true;
+                    }
                     return;
                 }
-                payload.assign(r.payload);
-                consumed = r.consumed;
-            } else if (c->listener->proto == Protocol::Exim) {
-                std::size_t nl = view.find('\n');
-                if (nl == std::string_view::npos && view.size() > netstring::kMaxRequest)
-                    nl = view.size() + 1;
-                if (nl == std::string_view::npos && !c->eof) return;
-                if (nl == view.size() + 1) {
-                    send(c, "level=tempfail reason=\"request too long\"\n");
-                    c->closing = true;
-                    on_write(c->bev, c.get());
-                    return;
-                }
-                std::size_t len = nl == std::string_view::npos ? view.size() : nl;
-                payload.assign(view.substr(0, len));
-                if (!payload.empty() && payload.back() == '\r') payload.pop_back();
-                consumed = nl == std::string_view::npos ? view.size() : nl + 1;
-            } else {
-                auto r = tcp_table::parse_request(view);
-                if (r.status == tcp_table::ParseResult::Status::NeedMore) return;
-                if (r.status == tcp_table::ParseResult::Status::Malformed) {
-                    log::warn("malformed tcp_table request, closing the connection",
-                              {{"error", r.reason}});
-                    send(c, *tcp_table::reply(400, std::string("malformed request: ") + r.reason));
-                    c->closing = true;
-                    on_write(c->bev, c.get());
-                    return;
-                }
-                request_key = std::move(r.key);
-                consumed = r.consumed;
             }
-            evbuffer_drain(in, consumed);
+            if (f.kind == Frame::Kind::Malformed) {
+                log::warn("malformed request, closing the connection",
+                          {{"protocol", proto.name()}, {"error", f.why}});
+                c->closing = true;
+                reply(c, std::move(f.error_reply));
+                return;
+            }
+            std::memmove(c->in.get(), c->in.get() + f.consumed, c->in_len - f.consumed);
+            c->in_len -= f.consumed;
+            // Nothing more is read until this request is answered and its reply is out.
+            if (c->reading) {
+                event_del(c->rd.get());
+                c->reading = false;
+            }
             c->busy = true;
-            c->current = request_key.empty() ? payload : request_key;
+            c->current = std::move(f.request);
             std::uint64_t id = ++c->request;
-            int ms = cfg_.lookup_deadline_ms;
-            timeval tv{ms / 1000, (ms % 1000) * 1000};
-            evtimer_add(c->deadline.get(), &tv);
-            std::weak_ptr<Conn> weak = c;
-            auto reply = [this, weak, id](std::string bytes) {
-                auto conn = weak.lock();
-                if (!conn || conn->request != id || !conn->bev)
-                    return;  // answered at the deadline, or gone
-                conn->busy = false;
-                evtimer_del(conn->deadline.get());
-                send(conn, bytes);
-                process(conn);  // next buffered request; a no-op when called from process()
-            };
+            arm_timer(c);
             if (!service_) throw std::runtime_error("not ready");
-            switch (c->listener->proto) {
-                case Protocol::Socketmap:
-                    service_->socketmap(payload,
-                                        [reply](std::string p) { reply(netstring::encode(p)); });
-                    break;
-                case Protocol::TcpTable:
-                    service_->tcp_table(request_key, *c->listener->profile, reply);
-                    break;
-                case Protocol::Exim:
-                    // One request per connection: answer, then close.
-                    service_->exim(payload, *c->listener->profile, [reply, weak](std::string line) {
-                        reply(std::move(line));
-                        if (auto conn = weak.lock(); conn && conn->bev) {
-                            conn->closing = true;
-                            on_write(conn->bev, conn.get());
-                        }
-                    });
-                    break;
-            }
+            std::weak_ptr<Conn> weak = c->self;
+            proto.handle(*service_, c->current, c->listener->profile,
+                         [this, weak, id](std::string bytes) {
+                             auto conn = weak.lock();
+                             if (!conn || conn->request != id || !conn->fd.valid())
+                                 return;  // answered at the deadline, or gone
+                             conn->busy = false;
+                             if (conn->listener->proto->one_request()) conn->closing = true;
+                             reply(conn.get(), std::move(bytes));
+                         });
         }
     } catch (const std::exception& e) {
         log::error("request failed, answering TEMP and closing the connection",
-                   {{"error", e.what()}});
-        if (c->bev) {
-            send(c, c->listener->proto == Protocol::Socketmap
-                        ? netstring::encode("TEMP internal error")
-                    : c->listener->proto == Protocol::TcpTable
-                        ? *tcp_table::reply(400, "internal error")
-                        : std::string("level=tempfail reason=\"internal error\"\n"));
+                   {{"protocol", proto.name()}, {"error", e.what()}});
+        if (c->fd.valid()) {
+            c->busy = false;
+            ++c->request;
             c->closing = true;
-            on_write(c->bev, c.get());
+            reply(c, proto.internal_error_reply());
         }
     }
+}
+
+void Server::reply(Conn* c, std::string bytes) {
+    std::shared_ptr<Conn> keep = c->self;
+    c->out = std::move(bytes);
+    c->out_off = 0;
+    flush(c);
+}
+
+void Server::on_writable(evutil_socket_t, short, void* arg) noexcept {
+    auto* c = static_cast<Conn*>(arg);
+    std::shared_ptr<Conn> keep = c->self;
+    c->server->flush(c);
+}
+
+void Server::flush(Conn* c) {
+    while (c->out_off < c->out.size()) {
+        ssize_t n = ::send(c->fd.get(), c->out.data() + c->out_off, c->out.size() - c->out_off,
+                           MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wr.get(), nullptr);  // the client is slow to read: wait for it
+            return;
+        }
+        if (n < 0) {
+            close(c);
+            return;
+        }
+        c->out_off += static_cast<std::size_t>(n);
+    }
+    event_del(c->wr.get());
+    c->out.clear();
+    c->out_off = 0;
+    if (c->closing) {
+        close(c);
+        return;
+    }
+    arm_timer(c);
+    process(c);  // a request already buffered; a no-op when called from process()
 }
 
 }  // namespace strictmx::policyd

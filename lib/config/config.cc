@@ -148,9 +148,15 @@ const std::vector<Setting>& table() {
                 "Directory for the cache and the root trust anchor."),
             INT("daemon", "max_connections", max_connections, 1, 1'000'000,
                 "Client connections served at once; further connections wait in the listen queue."),
+            INT("daemon", "max_connections_per_user", max_connections_per_user, 1, 1'000'000,
+                "Connections one local user may hold on the unix socket listeners (the peer's "
+                "uid from SO_PEERCRED): another user cannot take the slots Postfix needs."),
             INT("daemon", "idle_timeout_s", idle_timeout_s, 1, 86'400,
-                "Close a client connection idle this long (Postfix closes its own after 10 s "
-                "idle)."),
+                "Close a client connection idle this long. Postfix's socketmap and tcp_table "
+                "clients close their own after 10 s idle, so they normally go first."),
+            INT("daemon", "max_lifetime_s", max_lifetime_s, 1, 86'400,
+                "Close a client connection this long after it was opened, once its request in "
+                "progress is answered (Postfix's clients reconnect after 100 s anyway)."),
             STR("resolver", "unbound_config", unbound_config,
                 "A libunbound configuration file read with ub_ctx_config (forwarders, trust "
                 "anchors, local zones). Empty: full recursion from the root."),

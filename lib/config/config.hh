@@ -30,7 +30,9 @@ struct Config {
     bool allow_root = false;     // serve as uid 0 without `user` (containers), loudly
     std::string state_dir = "/var/lib/strictmx";
     int max_connections = 1024;
-    int idle_timeout_s = 300;
+    int max_connections_per_user = 256;  // unix socket peers, by SO_PEERCRED uid
+    int idle_timeout_s = 15;             // Postfix's socketmap client: 10 s idle
+    int max_lifetime_s = 120;            // and 100 s in all
     // [resolver]
     std::string unbound_config;
     std::vector<std::string> forwarders;
