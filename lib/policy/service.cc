@@ -65,6 +65,34 @@ const char* reply_word(Reply::Kind k) {
 }
 }  // namespace
 
+namespace {
+constexpr std::size_t kMaxLastLogged = 100'000;
+}  // namespace
+
+bool Service::worth_logging(const Decision& d, const std::string& profile, std::string_view answer,
+                            bool temp) {
+    ++stats_.lookups;
+    if (!log::enabled(log::Level::Info)) return false;
+    std::string key = d.domain;
+    key += '\0';
+    key += profile;
+    std::size_t h = std::hash<std::string_view>{}(answer);
+    bool repeat = false;
+    if (auto it = last_logged_.find(key); it != last_logged_.end()) {
+        repeat = it->second == h;
+        it->second = h;
+    } else {
+        if (last_logged_.size() >= kMaxLastLogged) last_logged_.clear();
+        last_logged_.emplace(std::move(key), h);
+    }
+    if (repeat && !temp && d.source == "cache" && !log::enabled(log::Level::Debug)) {
+        ++stats_.repeated;
+        return false;
+    }
+    ++stats_.logged;
+    return true;
+}
+
 void Service::decide(const std::string& raw_key, const Profile& profile,
                      std::function<void(Reply)> done) {
     dns::Key key = dns::classify_key(raw_key);
@@ -73,17 +101,17 @@ void Service::decide(const std::string& raw_key, const Profile& profile,
         done(Reply{Reply::Kind::NotFound, {}});
         return;
     }
-    std::string profile_name = profile.name;
-    engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
-        const Profile* p = find_profile(profile_name);
+    const Profile* p = &profile;
+    engine_.lookup(key.domain, [this, p, done](const Decision& d) {
         Reply r = render(d, *p);
-        if (log::enabled(log::Level::Info)) {
-            log::info("decision",
-                      {{"domain", d.domain},
-                       {"profile", profile_name},
-                       {"answer", r.kind == Reply::Kind::Ok ? r.text : std::string(reply_word(r.kind))},
-                       {"source", d.source},
-                       {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
+        std::string_view answer = r.kind == Reply::Kind::Ok ? std::string_view(r.text)
+                                                            : std::string_view(reply_word(r.kind));
+        if (worth_logging(d, p->name, answer, r.kind == Reply::Kind::Temp)) {
+            log::info("decision", {{"domain", d.domain},
+                                   {"profile", p->name},
+                                   {"answer", answer},
+                                   {"source", d.source},
+                                   {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
         }
         done(std::move(r));
     });
@@ -97,14 +125,17 @@ void Service::decide_raw(const std::string& raw_key, const Profile& profile,
         done(nullptr);
         return;
     }
-    std::string profile_name = profile.name;
-    engine_.lookup(key.domain, [profile_name, done](const Decision& d) {
+    const Profile* p = &profile;
+    engine_.lookup(key.domain, [this, p, done](const Decision& d) {
         if (log::enabled(log::Level::Info)) {
-            log::info("decision", {{"domain", d.domain},
-                                   {"profile", profile_name},
-                                   {"answer", render_exim(d, *find_profile(profile_name))},
-                                   {"source", d.source},
-                                   {"why", d.why}});
+            std::string answer = render_exim(d, *p);
+            if (worth_logging(d, std::string(p->name) + "/exim", answer,
+                              d.kind == Decision::Kind::Temp))
+                log::info("decision", {{"domain", d.domain},
+                                       {"profile", p->name},
+                                       {"answer", answer},
+                                       {"source", d.source},
+                                       {"why", d.why}});
         }
         done(&d);
     });

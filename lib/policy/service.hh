@@ -3,10 +3,12 @@
 // profile's answer, the protocol's reply, and one log line per decision.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "policy/engine.hh"
 
@@ -41,9 +43,26 @@ class Service {
     void decide_raw(const std::string& raw_key, const Profile& profile,
                     std::function<void(const Decision*)> done);
 
+    struct Stats {
+        std::uint64_t lookups = 0;
+        std::uint64_t logged = 0;    // decision lines written
+        std::uint64_t repeated = 0;  // cache hits with the answer last logged: counted only
+    };
+    const Stats& stats() const { return stats_; }
+
   private:
+    // Whether a decision gets its log line: every new or changed answer, every TEMP, every
+    // answer not from the cache; a cache hit repeating the answer last logged for the domain
+    // and profile is counted instead (verbosity 3 logs every lookup).
+    bool worth_logging(const Decision& d, const std::string& profile, std::string_view answer,
+                       bool temp);
+
     Engine& engine_;
     std::set<std::string> unknown_names_logged_;
+    // domain + profile -> hash of the answer last logged; bounded (cleared when full, after
+    // which each answer is logged once more).
+    std::unordered_map<std::string, std::size_t> last_logged_;
+    Stats stats_;
 };
 
 std::string socketmap_payload(const Reply& r);

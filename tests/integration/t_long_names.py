@@ -97,7 +97,9 @@ def main():
         with open(log, errors="replace") as f:
             f.seek(offset)
             lines = [ln for ln in f if f"decision domain={name} " in ln]
-        t.ok(len(lines) == 2 and "source=cache" in lines[1],
+        # A cache hit repeating the answer already logged is counted, not logged: one
+        # decision line means the second lookup resolved nothing.
+        t.ok(len(lines) == 1 and "source=cache" not in lines[0],
              f"{label}: the second answer came from the cache",
              "\n       ".join(ln.strip()[:160] for ln in lines))
         code, text = itlib.tcp_query(name)

@@ -11,6 +11,7 @@
 #include "fakes.hh"
 #include "policy/decision.hh"
 #include "policy/engine.hh"
+#include "policy/service.hh"
 
 using namespace strictmx;
 using namespace strictmx::policy;
@@ -336,4 +337,27 @@ TEST_CASE("refreshes and cold lookups do not starve each other") {
     });
     run(r.dns, r.https);
     CHECK(answered == 2);
+}
+
+TEST_CASE("decision lines: new and changed answers and TEMPs are logged, repeated hits counted") {
+    Rig r;
+    r.sts("a.example", "version: STSv1\nmode: enforce\nmx: mx.a.example\nmax_age: 86400\n");
+    r.dns.set("a.example", dns::rrtype::MX, ok({mx_rdata(10, "mx.a.example")}, Sec::Insecure));
+    Service svc(*r.engine);
+    auto ask = [&](const std::string& key) {
+        std::string got;
+        svc.tcp_table(key, *find_profile("postfix"), [&](std::string line) { got = line; });
+        run(r.dns, r.https);
+        return got;
+    };
+    CHECK(ask("a.example").starts_with("200 secure"));  // resolved: logged
+    for (int i = 0; i < 5; ++i) ask("a.example");       // the same answer from the cache
+    CHECK(svc.stats().logged == 1);
+    CHECK(svc.stats().repeated == 5);
+    r.dns.set("_mta-sts.b.example", dns::rrtype::TXT, fail());
+    r.dns.set("b.example", dns::rrtype::MX, fail());
+    ask("b.example");
+    ask("b.example");  // TEMP every time: always logged
+    CHECK(svc.stats().logged == 3);
+    CHECK(svc.stats().lookups == 8);
 }
