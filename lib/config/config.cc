@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <toml++/toml.h>
 #include <unbound.h>
 #include <unistd.h>
@@ -47,6 +48,9 @@ std::string quote(const std::string& s) {
 std::string get_string(const toml::node& n, const std::string& where) {
     auto v = n.value<std::string>();
     if (!n.is_string() || !v) fail(where, "expected a string");
+    // Paths, names, addresses: a control byte in one is a mistake or an attack, never meant.
+    for (unsigned char ch : *v)
+        if (ch < 0x20 || ch == 0x7f) fail(where, "contains a control byte");
     return *v;
 }
 
@@ -268,6 +272,10 @@ void check_listen(const Listen& l, const std::string& where) {
                      l.address);
     } else if (l.address.starts_with("unix:")) {
         if (l.address.size() == 5) fail(where, "unix: needs a socket path");
+        if (l.address.size() - 5 >= sizeof(sockaddr_un::sun_path))
+            fail(where, "unix socket path longer than " +
+                            std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes: " +
+                            l.address.substr(5));
     } else {
         fail(where, "address must be inet:IP:PORT or unix:PATH");
     }

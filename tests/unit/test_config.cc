@@ -129,6 +129,10 @@ TEST_CASE("settings that parse but cannot work are named with their value") {
     CHECK(has(problem("[resolver]\ndnssec_probe = \"a b\""), "resolver.dnssec_probe"));
     CHECK(problem("[resolver]\ndnssec = false\ndnssec_probe = \"test.\"") == "no error");
     CHECK(has(problem("[daemon]\nallow_root = \"yes\""), "true or false"));
+    CHECK(has(problem("[cache]\npath = \"/var/lib/x\\u001b[2J.db\""), "control byte"));
+    CHECK(has(problem("[[listen]]\ntype = \"socketmap\"\naddress = \"unix:/" +
+                      std::string(120, 'a') + "\""),
+              "longer than"));
 }
 
 TEST_CASE("override answers with control bytes, and keys that are one domain, are refused") {
