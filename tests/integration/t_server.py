@@ -25,14 +25,6 @@ EXIM_PORT = 8473
 SLOW = "dane-nsdrop.test"  # its name server drops every query: the lookup waits
 
 
-def binary(w):
-    with open(os.path.join(w, "fixture.env")) as f:
-        for line in f:
-            if line.startswith("STRICTMX_POLICYD="):
-                return line.split("=", 1)[1].strip().strip("'\"")
-    raise RuntimeError("no STRICTMX_POLICYD")
-
-
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -133,8 +125,8 @@ address = "inet:127.0.0.1:{EXIM_PORT}"
     # would count every allocation of a served request as growth.
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0").lstrip(":")
-    p = subprocess.Popen([binary(w), "--config", conf], stdout=log, stderr=subprocess.STDOUT,
-                         env=env)
+    p = subprocess.Popen([itlib.policyd_binary(w), "--config", conf], stdout=log,
+                         stderr=subprocess.STDOUT, env=env)
     try:
         for _ in range(100):  # bound at once; accepting once DNSSEC is proven
             try:

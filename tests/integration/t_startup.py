@@ -20,14 +20,6 @@ import itlib  # noqa: E402
 PORT = 8471
 
 
-def policyd_binary(w):
-    with open(os.path.join(w, "fixture.env")) as f:
-        for line in f:
-            if line.startswith("STRICTMX_POLICYD="):
-                return line.split("=", 1)[1].strip().strip("'\"")
-    raise RuntimeError("no STRICTMX_POLICYD in fixture.env")
-
-
 def config(w, d, resolver, daemon="allow_root = true"):
     path = os.path.join(d, "strictmx.toml")
     with open(path, "w") as f:
@@ -80,7 +72,7 @@ def run(binary, conf, seconds=10, query=None):
 def main():
     w = itlib.workdir()
     t = itlib.Checks("startup")
-    binary = policyd_binary(w)
+    binary = itlib.policyd_binary(w)
     base = os.path.join(w, "startup")
     ub_lib = os.path.join(w, "unbound-lib.conf")
 

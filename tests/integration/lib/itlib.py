@@ -62,6 +62,15 @@ class Checks:
         sys.exit(1 if self.failed else 0)
 
 
+def policyd_binary(w):
+    """The strictmx-policyd the fixture was set up with (fixture.env)."""
+    with open(os.path.join(w, "fixture.env")) as f:
+        for line in f:
+            if line.startswith("STRICTMX_POLICYD="):
+                return line.split("=", 1)[1].strip().strip("'\"")
+    raise RuntimeError("no STRICTMX_POLICYD in fixture.env")
+
+
 def workdir():
     if len(sys.argv) < 2:
         sys.exit("usage: TEST WORKDIR")
