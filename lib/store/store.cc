@@ -388,7 +388,9 @@ bool Store::recover(UnixTime now, const std::string& why) {
     erase_stmt_.reset();
     get_stmt_.reset();
     db_.reset();
-    db_ = open_or_rebuild(path_, now, true, why, persistent_);
+    bool p = false;
+    db_ = open_or_rebuild(path_, now, true, why, p);
+    persistent_ = p;
     return db_ && prepare();
 }
 
@@ -452,7 +454,8 @@ Store::ReadStatus Store::for_each(const std::function<void(StsRow&&)>& fn, UnixT
         log::error("cache damaged and could not be replaced, caching in memory only",
                    {{"path", path_}, {"error", first.error}});
         std::remove((path_ + ".salvage").c_str());
-        db_ = open_or_rebuild(":memory:", now, false, "", persistent_);
+        bool ignored = false;
+        db_ = open_or_rebuild(":memory:", now, false, "", ignored);
         persistent_ = false;
         prepare();
         return ReadStatus::Salvaged;

@@ -89,7 +89,7 @@ class Store {
         std::size_t pending = 0;
     };
     WriterStats writer_stats() const;
-    bool persistent() const { return persistent_; }
+    bool persistent() const { return persistent_.load(); }
     const std::string& path() const { return path_; }
 
   private:
@@ -104,7 +104,7 @@ class Store {
     mutable std::mutex db_mu_;  // the connection: the writer thread and get()/for_each
     SqlitePtr db_;
     std::string path_;
-    bool persistent_;
+    std::atomic<bool> persistent_;  // the writer thread may fall back to memory
     SqliteStmtPtr put_stmt_;
     SqliteStmtPtr erase_stmt_;
     SqliteStmtPtr get_stmt_;
