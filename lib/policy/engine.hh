@@ -108,6 +108,14 @@ class Engine {
         validation_why_ = std::move(why);
     }
 
+    // The cache-hit fast path. When `domain` would be answered from the cache right now,
+    // returns a token that changes whenever that answer can change (the entry was written
+    // again, or its policy expired), marks the domain used and starts a due refresh, as
+    // lookup() does; nullopt otherwise (then lookup() decides). token() is the same without
+    // the side effects.
+    std::optional<std::uint64_t> touch(const std::string& domain);
+    std::optional<std::uint64_t> token(const std::string& domain) const;
+
     std::optional<Entry> find(const std::string& domain) const;
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
@@ -166,6 +174,7 @@ class Engine {
         std::uint32_t fetched_at = 0, expires_at = 0, negative_until = 0, next_refresh = 0;
         std::uint32_t mx_expires = 0, dane_expires = 0, dane_refresh = 0, last_used = 0;
         std::uint32_t dane_seen_until = 0;
+        std::uint32_t generation = 0;  // changes on every write of the entry
         std::uint16_t failures = 0;
         std::int8_t dane_kind = -1;  // -1 unknown, else dane::Kind
         std::uint8_t fail_class = 0;
@@ -180,6 +189,7 @@ class Engine {
     std::size_t rewrite_cursor_ = 0;  // rewrite_store(): next bucket
     bool rewriting_ = false;
     UnixTime next_trim_ = 0;
+    std::uint32_t generation_ = 0;
     bool validation_proven_ = true;
     std::string validation_why_;
     Stats stats_;  // tick(): next bucket to look at

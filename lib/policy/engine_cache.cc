@@ -87,12 +87,42 @@ std::optional<Entry> Engine::get(const std::string& domain) const {
 }
 
 void Engine::put(const std::string& domain, const Entry& e) {
+    Packed p = pack(e);
+    p.generation = ++generation_;
     if (auto it = entries_.find(domain); it != entries_.end()) {
-        it->second = pack(e);
+        it->second = std::move(p);
         return;
     }
     if (entries_.size() >= opts_.max_entries) evict_lru();
-    entries_.emplace(domain, pack(e));
+    entries_.emplace(domain, std::move(p));
+}
+
+std::optional<std::uint64_t> Engine::token(const std::string& domain) const {
+    if (opts_.overrides.contains(domain)) return std::nullopt;
+    auto it = entries_.find(domain);
+    if (it == entries_.end()) return std::nullopt;
+    const Packed& p = it->second;
+    std::uint32_t now = t32(clock_.now());
+    // from_cache()'s conditions, read off the packed form. A failed DANE result goes the
+    // slow way: a relaxed one falls back to MTA-STS, whose state moves with time.
+    if (p.dane_kind < 0 || p.dane_expires <= now || p.dane_kind == dane_code_fail)
+        return std::nullopt;
+    bool policy_alive = p.blob.front() != '\0' && p.expires_at > now;
+    if (p.dane_kind == 0 && !policy_alive && p.negative_until <= now) return std::nullopt;
+    return (static_cast<std::uint64_t>(p.generation) << 1) | (policy_alive ? 1 : 0);
+}
+
+std::optional<std::uint64_t> Engine::touch(const std::string& domain) {
+    auto t = token(domain);
+    if (!t) return t;
+    Packed& p = entries_.find(domain)->second;
+    UnixTime now = clock_.now();
+    p.last_used = t32(now);
+    bool due = (p.blob.front() != '\0' && p.next_refresh <= now) || p.dane_refresh <= now;
+    if (due && validation_proven_ && !jobs_.contains(domain) &&
+        static_cast<int>(refreshes_in_flight()) < opts_.max_refreshes)
+        start(domain, nullptr, JobKind::Refresh);
+    return t;
 }
 
 void Engine::erase_entry(const std::string& domain) {
@@ -175,6 +205,7 @@ std::size_t Engine::load() {
             p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
             p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
             p.flags = static_cast<std::uint8_t>(row.mx_expires != 0 ? 1 : 0);
+            p.generation = ++generation_;
             if (entries_.size() >= opts_.max_entries) evict_lru();
             entries_.emplace(std::move(row.domain), std::move(p));
             ++n;

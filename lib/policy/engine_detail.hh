@@ -30,6 +30,8 @@ inline int fail_class_of(const dns::Answer& a) {
     return 0;
 }
 
+inline constexpr int dane_code_fail = 3;
+
 inline int dane_code(const DaneState& d) {
     if (!d.known) return -1;
     switch (d.kind) {

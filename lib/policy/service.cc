@@ -94,11 +94,11 @@ bool Service::worth_logging(const Decision& d, const std::string& profile, std::
 }
 
 void Service::decide(const std::string& raw_key, const Profile& profile,
-                     std::function<void(Reply)> done) {
+                     std::function<void(Reply, bool)> done) {
     dns::Key key = dns::classify_key(raw_key);
     if (key.kind != dns::KeyKind::Domain) {
         log::debug("no policy for key", {{"key", raw_key}, {"why", key.why}});
-        done(Reply{Reply::Kind::NotFound, {}});
+        done(Reply{Reply::Kind::NotFound, {}}, false);
         return;
     }
     const Profile* p = &profile;
@@ -113,7 +113,7 @@ void Service::decide(const std::string& raw_key, const Profile& profile,
                                    {"source", d.source},
                                    {"why", r.kind == Reply::Kind::Temp ? r.text : d.why}});
         }
-        done(std::move(r));
+        done(std::move(r), d.source == "cache");
     });
 }
 
@@ -169,6 +169,54 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
         "HOST'\"\n");
 }
 
+namespace {
+constexpr std::size_t kMaxRendered = 200'000;
+}  // namespace
+
+void Service::answer(Wire wire, const std::string& raw_key, const Profile& profile, ReplyFn reply) {
+    auto encode = [wire](const Reply& r) {
+        return wire == Wire::Socketmap ? socketmap_payload(r) : tcp_table_line(r);
+    };
+    if (log::enabled(log::Level::Debug)) {  // every lookup gets its line
+        decide(raw_key, profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
+        return;
+    }
+    dns::Key key = dns::classify_key(raw_key);
+    if (key.kind != dns::KeyKind::Domain) {
+        decide(raw_key, profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
+        return;
+    }
+    std::string slot;
+    slot.reserve(key.domain.size() + profile.name.size() + 2);
+    slot += wire == Wire::Socketmap ? 's' : 't';
+    slot += profile.name;
+    slot += '\0';
+    slot += key.domain;
+    if (auto token = engine_.touch(key.domain)) {
+        if (auto it = rendered_.find(slot); it != rendered_.end() && it->second.token == *token) {
+            ++stats_.lookups;
+            ++stats_.repeated;
+            ++stats_.prerendered;
+            reply(it->second.bytes);
+            return;
+        }
+    }
+    // The slow way; a reply that came from the cache is kept for the next hit. The token
+    // read now is the entry's as this very answer saw it (a hit answers synchronously).
+    decide(raw_key, profile,
+           [this, reply, encode, slot = std::move(slot), domain = key.domain](
+               Reply r, bool from_cache) mutable {
+               std::string bytes = encode(r);
+               if (from_cache) {
+                   if (auto token = engine_.token(domain)) {
+                       if (rendered_.size() >= kMaxRendered) rendered_.clear();
+                       rendered_[std::move(slot)] = Rendered{*token, bytes};
+                   }
+               }
+               reply(std::move(bytes));
+           });
+}
+
 void Service::socketmap(std::string_view payload, ReplyFn reply) {
     std::size_t sp = payload.find(' ');
     if (sp == std::string_view::npos || sp == 0 || sp + 1 == payload.size()) {
@@ -187,11 +235,11 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
         reply("NOTFOUND ");
         return;
     }
-    decide(key, *profile, [reply](Reply r) { reply(socketmap_payload(r)); });
+    answer(Wire::Socketmap, key, *profile, std::move(reply));
 }
 
 void Service::tcp_table(const std::string& key, const Profile& profile, ReplyFn reply) {
-    decide(key, profile, [reply](Reply r) { reply(tcp_table_line(r)); });
+    answer(Wire::TcpTable, key, profile, std::move(reply));
 }
 
 }  // namespace strictmx::policy

@@ -35,9 +35,14 @@ class Service {
     static std::string tcp_table_deadline_reply();
     static std::string exim_deadline_reply();
 
-    // Shared by both protocols: decide and render for a raw key.
+    // Shared by both protocols: decide and render for a raw key; `from_cache`: the answer
+    // came from the cache.
     void decide(const std::string& raw_key, const Profile& profile,
-                std::function<void(Reply)> done);
+                std::function<void(Reply, bool from_cache)> done);
+    // socketmap and tcp_table: a cache hit is answered from the reply rendered for it the
+    // first time (rebuilt when the cache entry changes); anything else goes through decide().
+    enum class Wire { Socketmap, TcpTable };
+    void answer(Wire wire, const std::string& raw_key, const Profile& profile, ReplyFn reply);
     // The same with the decision itself (Exim renders it its own way). `log_answer` writes
     // the decision line.
     void decide_raw(const std::string& raw_key, const Profile& profile,
@@ -45,8 +50,9 @@ class Service {
 
     struct Stats {
         std::uint64_t lookups = 0;
-        std::uint64_t logged = 0;    // decision lines written
-        std::uint64_t repeated = 0;  // cache hits with the answer last logged: counted only
+        std::uint64_t logged = 0;       // decision lines written
+        std::uint64_t repeated = 0;     // cache hits with the answer last logged: counted only
+        std::uint64_t prerendered = 0;  // of those, answered from a reply rendered before
     };
     const Stats& stats() const { return stats_; }
 
@@ -62,6 +68,12 @@ class Service {
     // domain + profile -> hash of the answer last logged; bounded (cleared when full, after
     // which each answer is logged once more).
     std::unordered_map<std::string, std::size_t> last_logged_;
+    // wire + profile + domain -> the engine's token and the reply rendered for it.
+    struct Rendered {
+        std::uint64_t token = 0;
+        std::string bytes;
+    };
+    std::unordered_map<std::string, Rendered> rendered_;
     Stats stats_;
 };
 

@@ -361,3 +361,34 @@ TEST_CASE("decision lines: new and changed answers and TEMPs are logged, repeate
     CHECK(svc.stats().logged == 3);
     CHECK(svc.stats().lookups == 8);
 }
+
+TEST_CASE("cache hits answer from the pre-rendered reply until the entry changes") {
+    Rig r;
+    r.opts.refresh_interval = 60;
+    r.rebuild();
+    r.sts("a.example", "version: STSv1\nmode: enforce\nmx: mx.a.example\nmax_age: 86400\n");
+    r.dns.set("a.example", dns::rrtype::MX, ok({mx_rdata(10, "mx.a.example")}, Sec::Insecure));
+    Service svc(*r.engine);
+    auto ask = [&](const std::string& key) {
+        std::string got;
+        svc.socketmap("postfix " + key, [&](std::string p) { got = p; });
+        run(r.dns, r.https);
+        return got;
+    };
+    CHECK(ask("a.example") == "OK secure match=mx.a.example servername=hostname");
+    for (int i = 0; i < 4; ++i)
+        CHECK(ask("a.example") == "OK secure match=mx.a.example servername=hostname");
+    CHECK(svc.stats().prerendered == 3);  // the first hit rendered, the next three reused it
+    // The policy changes; the background refresh rewrites the entry: a new answer.
+    r.sts("a.example", "version: STSv1\nmode: enforce\nmx: mx2.a.example\nmax_age: 86400\n");
+    r.dns.set("_mta-sts.a.example", dns::rrtype::TXT, ok({txt_rdata("v=STSv1; id=2;")}));
+    r.dns.set("a.example", dns::rrtype::MX, ok({mx_rdata(10, "mx2.a.example")}, Sec::Insecure));
+    r.clock.advance(120);
+    ask("a.example");  // answered from the cache, starts the refresh; run() completes it
+    CHECK(ask("a.example") == "OK secure match=mx2.a.example servername=hostname");
+    // The policy expires: never answered from an old rendering.
+    r.clock.advance(2 * 86400);
+    r.https.set_error("a.example", "connection refused");
+    r.dns.set("_mta-sts.a.example", dns::rrtype::TXT, nxdomain());
+    CHECK(ask("a.example") == "NOTFOUND ");
+}
