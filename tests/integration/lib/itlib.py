@@ -128,8 +128,9 @@ def tcp_encode(key):
                    else "".join(f"%{b:02X}" for b in c.encode()) for c in key)
 
 
-def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
-    """Returns (code, decoded text) of one tcp_table request."""
+def tcp_query_raw(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
+    """One tcp_table request; returns (the reply line as sent, newline included,
+    anything the server sent after it)."""
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(f"get {tcp_encode(key)}\n".encode())
         buf = b""
@@ -138,7 +139,14 @@ def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
             if not chunk:
                 break
             buf += chunk
-    line = buf.split(b"\n", 1)[0].decode("utf-8", "replace")
+    line, nl, extra = buf.partition(b"\n")
+    return line + nl, extra
+
+
+def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
+    """Returns (code, decoded text) of one tcp_table request."""
+    raw, _ = tcp_query_raw(key, address, timeout)
+    line = raw.rstrip(b"\n").decode("utf-8", "replace")
     code, _, text = line.partition(" ")
     return code, urllib.parse.unquote(text)
 
@@ -154,9 +162,10 @@ def postmap_confdir(w):
     return d
 
 
-def postmap(w, key, table):
-    """postmap -q KEY TABLE -> (exit code, stdout without newline, stderr)."""
-    p = subprocess.run(["postmap", "-c", postmap_confdir(w), "-q", key, table],
+def postmap(w, key, table, verbose=False):
+    """postmap [-v] -q KEY TABLE -> (exit code, stdout without newline, stderr)."""
+    p = subprocess.run(["postmap", "-c", postmap_confdir(w)] + (["-v"] if verbose else [])
+                       + ["-q", key, table],
                        capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout.rstrip("\n"), p.stderr
 
