@@ -10,7 +10,8 @@ build=${1:?usage: merge_corpus.sh BUILD_DIR [TARGET...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(netstring tcp_table sts_txt sts_policy dns_rdata config dns_answer)
+[ ${#targets[@]} -gt 0 ] ||
+    targets=(netstring tcp_table sts_txt sts_policy dns_rdata config dns_answer)
 for t in "${targets[@]}"; do
     bin=$build/tests/fuzz/fuzz_$t
     corpus=$here/corpus/$t
@@ -20,7 +21,8 @@ for t in "${targets[@]}"; do
     # Hand-written seeds (named) always stay; found inputs (named by their SHA-1) stay only
     # while they add coverage to the named ones and to each other.
     for f in "$corpus"/*; do
-        if [[ $(basename "$f") =~ ^[0-9a-f]{40}$ ]]; then cp "$f" "$rest/"; else cp "$f" "$keep/"; fi
+        if [[ $(basename "$f") =~ ^[0-9a-f]{40}$ ]]; then dest=$rest; else dest=$keep; fi
+        cp "$f" "$dest/"
     done
     before=$(find "$corpus" -type f | wc -l)
     "$bin" -merge=1 -max_len="${max_len:-4096}" "$keep" "$rest" "$build/fuzz-out/$t/new" \

@@ -18,6 +18,7 @@ if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer >/dev/null; 
     export ASAN_SYMBOLIZER_PATH=$(readlink -f "$(command -v llvm-symbolizer)")
 fi
 # The first directory receives new inputs; the repository's corpus is only read.
+SECONDS=0
 "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$out/new" "$corpus" \
     >"$out/log" 2>&1
@@ -25,8 +26,10 @@ rc=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/log")
 speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out/log")
 cov=$(grep -o 'cov: [0-9]*' "$out/log" | tail -n 1)
-echo "$name: ${execs:-?} inputs in ${seconds} s (${speed:-?}/s), ${cov:-cov: ?}," \
-     "$(find "$corpus" -type f | wc -l) seeds, $(find "$out/new" -type f | wc -l) new inputs in $out/new"
+seeds=$(find "$corpus" -type f | wc -l)
+found=$(find "$out/new" -type f | wc -l)
+echo "$name: ${execs:-?} inputs in ${SECONDS} s (${speed:-?}/s), ${cov:-cov: ?}, $seeds seeds," \
+     "$found new inputs in $out/new"
 if [ "$rc" -ne 0 ]; then
     echo "----- $name failed (exit $rc); last lines of $out/log:"
     grep -v '^#[0-9]' "$out/log" | tail -n 40
