@@ -25,11 +25,15 @@ for t in "${targets[@]}"; do
         cp "$f" "$dest/"
     done
     before=$(find "$corpus" -type f | wc -l)
-    "$bin" -merge=1 -max_len="${max_len:-4096}" "$keep" "$rest" "$build/fuzz-out/$t/new" \
+    found=$build/fuzz-out/$t
+    mkdir -p "$found/merge-artifacts"
+    "$bin" -merge=1 -max_len="${max_len:-4096}" -artifact_prefix="$found/merge-artifacts/" \
+        "$keep" "$rest" "$found/new" \
         >"$build/fuzz-out/$t/merge.log" 2>&1 ||
         { echo "merge_corpus: $t failed, see $build/fuzz-out/$t/merge.log" >&2; exit 1; }
     find "$corpus" -type f -delete
     cp "$keep"/* "$corpus"/
     rm -rf "$keep" "$rest"
-    echo "$t: $before -> $(find "$corpus" -type f | wc -l) files, $(du -sk "$corpus" | cut -f1) KiB"
+    bytes=$(du -sb "$corpus" | cut -f1)
+    echo "$t: $before -> $(find "$corpus" -type f | wc -l) files, $((bytes / 1024)) KiB"
 done
