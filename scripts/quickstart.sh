@@ -7,7 +7,9 @@
 #                                      # SQLite cache in ./var, logs on stderr
 #   bash scripts/quickstart.sh test    # build with ASan+UBSan and run the whole test suite
 #                                      # (unit, fuzz replay, integration against a loopback
-#                                      # test internet inside a private network namespace)
+#                                      # test internet inside a private network namespace),
+#                                      # then fuzz each parser with libFuzzer for a bounded
+#                                      # time (clang build in build-fuzz; FUZZ_SECONDS, 40 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -17,7 +19,8 @@ build_pkgs=(cmake g++ make pkg-config libunbound-dev libevent-dev libcurl4-opens
             libsqlite3-dev libidn2-dev libpsl-dev publicsuffix libtomlplusplus-dev libfmt-dev catch2 dns-root-data
             ca-certificates)
 test_pkgs=(nsd ldnsutils unbound unbound-host dnsutils postfix python3 python3-aiosmtpd swaks
-           libnet-ssleay-perl openssl curl iproute2 util-linux sqlite3)
+           libnet-ssleay-perl openssl curl iproute2 util-linux sqlite3
+           clang-19 libclang-rt-19-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -59,10 +62,20 @@ case "${1:-}" in
         # Debian's Exim conflicts with Postfix: the Exim tests use a copy unpacked into the
         # build tree. Fetch it here, while the network is still reachable.
         bash "$top/tests/integration/exim/install-exim.sh" "$top/build-test/exim-cache"
+        # libFuzzer: a second build of the fuzz targets only, with clang (19: the first whose
+        # concepts let libstdc++ 12 offer std::expected), the whole library instrumented.
+        CC=clang-19 CXX=clang++-19 cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=Debug \
+            -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DSTRICTMX_SANITIZE=ON -DSTRICTMX_LIBFUZZER=ON \
+            -DSTRICTMX_INTEGRATION=OFF -DSTRICTMX_FUZZ_SECONDS="${FUZZ_SECONDS:-40}" >/dev/null
+        cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_all
         # Everything the tests start lives in a private network and mount namespace: its own
-        # loopback, its own /etc/resolv.conf; no packet can leave the machine.
+        # loopback, its own /etc/resolv.conf; no packet can leave the machine. The bounded
+        # fuzzing runs after the suite, two targets at a time, whatever the suite's result.
         exec unshare --net --mount -- bash -c \
-            'ip link set lo up && ctest --test-dir "$1" --output-on-failure -j 2' _ "$top/build-test"
+            'ip link set lo up
+             ctest --test-dir "$1" --output-on-failure -j 2; suite=$?
+             ctest --test-dir "$2" -L libfuzzer --output-on-failure -j 2; fuzz=$?
+             [ "$suite" -eq 0 ] && [ "$fuzz" -eq 0 ]' _ "$top/build-test" "$top/build-fuzz"
         ;;
     *)
         echo "usage: bash scripts/quickstart.sh serve [CONFIG] | test" >&2

@@ -147,9 +147,7 @@ def tcp_query(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
     return code, raw.decode("utf-8", "replace")
 
 
-def tcp_query_raw(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
-    """One tcp_table request: (code, text with %XX decoded to bytes, bytes the server
-    sent after the first newline; a reply is one line, so these should be none)."""
+def _tcp_exchange(key, address, timeout):
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(f"get {tcp_encode(key)}\n".encode())
         buf = b""
@@ -158,9 +156,22 @@ def tcp_query_raw(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
             if not chunk:
                 break
             buf += chunk
-    line, _, rest = buf.partition(b"\n")
+    return buf
+
+
+def tcp_query_raw(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
+    """One tcp_table request: (code, text with %XX decoded to bytes, bytes the server
+    sent after the first newline; a reply is one line, so these should be none)."""
+    line, _, rest = _tcp_exchange(key, address, timeout).partition(b"\n")
     code, _, text = line.partition(b" ")
     return code.decode("ascii", "replace"), urllib.parse.unquote_to_bytes(text), rest
+
+
+def tcp_query_line(key, address=TCP_TABLE, timeout=ANSWER_DEADLINE_S + 5):
+    """One tcp_table request; returns (the reply line as sent, newline included,
+    anything the server sent after it)."""
+    line, nl, extra = _tcp_exchange(key, address, timeout).partition(b"\n")
+    return line + nl, extra
 
 
 # --- postmap ------------------------------------------------------------------------------
@@ -174,9 +185,10 @@ def postmap_confdir(w):
     return d
 
 
-def postmap(w, key, table):
-    """postmap -q KEY TABLE -> (exit code, stdout without newline, stderr)."""
-    p = subprocess.run(["postmap", "-c", postmap_confdir(w), "-q", key, table],
+def postmap(w, key, table, verbose=False):
+    """postmap [-v] -q KEY TABLE -> (exit code, stdout without newline, stderr)."""
+    p = subprocess.run(["postmap", "-c", postmap_confdir(w)] + (["-v"] if verbose else [])
+                       + ["-q", key, table],
                        capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout.rstrip("\n"), p.stderr
 
