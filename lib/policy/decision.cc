@@ -6,6 +6,7 @@
 
 #include "dns/name.hh"
 #include "util/log.hh"
+#include "util/strings.hh"
 
 namespace strictmx::policy {
 
@@ -182,7 +183,7 @@ std::string render_exim(const Decision& d, const Profile& profile) {
 std::string exim_mxcheck(const Decision& d, const Profile& profile, std::string_view host) {
     switch (d.kind) {
         case Decision::Kind::Temp:
-            return "policy lookup failed: " + d.why;
+            return "policy lookup failed: " + sanitize(d.why, 400);
         case Decision::Kind::Sts:
             break;
         default:
