@@ -82,7 +82,9 @@ inline std::string check_socketmap(std::string_view sm, const policy::Decision& 
     check(!tokens.empty(), "OK reply without a TLS level", sm);
     const std::string& level = tokens[0];
     if (level == "dane" || level == "dane-only") {
-        check(d.kind == policy::Decision::Kind::Dane && d.dane_level == level,
+        // Partial DANE under an MTA-STS policy the profile enforces is dane-only.
+        check(d.kind == policy::Decision::Kind::Dane && policy::dane_answer(d, prof) == level &&
+                  (level == d.dane_level || (d.dane_level == "dane" && d.policy)),
               "a DANE level for a decision that is not DANE", sm);
         check(tokens.size() == 1, "a DANE answer with attributes", sm);
         return {};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Fuzz target: MX, TXT and TLSA RDATA decoders. Oracle: an MX host is at most 253 octets and
-// lowercase; a host that passes the LDH check is exactly the wire name's labels (a label
+// Fuzz target: MX, TXT and TLSA RDATA decoders. Oracle: an MX host is lowercase, at most 253
+// octets when it is a host name (a name with escaped octets, \DDD, at most four times that); a host that passes the LDH check is exactly the wire name's labels (a label
 // holding '.', or any byte an LDH name cannot have, must not come out looking like a valid
 // name); TXT character-strings re-encode to RDATA that decodes to the same text; TLSA fields
 // are the RDATA bytes, usable() follows RFC 7672 section 3.1, and text() is one short line.
@@ -24,7 +24,8 @@ void check_mx(std::string_view in) {
     check(mx->preference ==
               ((static_cast<unsigned char>(in[0]) << 8) | static_cast<unsigned char>(in[1])),
           "MX preference is not the first two bytes", in);
-    check(mx->host.size() <= 253, "MX host longer than 253 octets", in);
+    check(mx->host.size() <= (dns::is_hostname(mx->host) ? 253u : 4u * 253u),
+          "MX host longer than 253 octets (four times that escaped)", in);
     check(strictmx::fuzz::lower(mx->host) == mx->host, "MX host is not lowercase", in);
     std::string_view wire = in.substr(2);
     if (mx->host.empty()) {
@@ -82,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A name alone, as parse_wire_name reads it for every owner and target.
     std::string_view rest = in;
     if (auto name = dns::parse_wire_name(rest)) {
-        check(name->size() <= 253, "wire name longer than 253 octets", in);
+        check(name->size() <= (dns::is_hostname(*name) ? 253u : 4u * 253u),
+              "wire name longer than 253 octets (four times that escaped)", in);
         check(rest.size() < in.size(), "parse_wire_name consumed nothing", in);
     }
     return 0;

@@ -33,10 +33,14 @@ start() {
         { echo "policyd.sh: no strictmx-policyd binary (STRICTMX_POLICYD)" >&2; return 1; }
     mkdir -p "$W/run"
     echo "=== $(date -u +%FT%TZ) start" >> "$LOG"
+    local mark
+    mark=$(wc -l < "$LOG")
     setsid "$STRICTMX_POLICYD" --config "$W/strictmx.toml" </dev/null >>"$LOG" 2>&1 &
     echo $! > "$PIDFILE"
     for _ in $(seq 150); do
-        listening && return 0
+        # Bound sockets accept connections into the listen queue before the daemon serves:
+        # wait for its "ready" line (cache loaded, DNSSEC proven, accepting).
+        listening && tail -n +"$((mark + 1))" "$LOG" | grep -q ']: ready ' && return 0
         if ! running; then
             echo "policyd.sh: strictmx-policyd exited during start; log tail:" >&2
             tail -n 20 "$LOG" >&2
