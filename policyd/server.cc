@@ -53,6 +53,7 @@ struct Server::Conn {
     std::string out;  // one reply, written from out_off
     std::size_t out_off = 0;
     bool reading = false;
+    bool writing = false;     // waiting for the socket to take the rest of `out`
     bool busy = false;        // a request is in progress
     bool closing = false;     // close once the reply is out
     bool eof = false;         // the client shut down its side (Exim's readsocket does)
@@ -382,15 +383,9 @@ void Server::process(Conn* c) {
             }
             std::memmove(c->in.get(), c->in.get() + f.consumed, c->in_len - f.consumed);
             c->in_len -= f.consumed;
-            // Nothing more is read until this request is answered and its reply is out.
-            if (c->reading) {
-                event_del(c->rd.get());
-                c->reading = false;
-            }
             c->busy = true;
             c->current = std::move(f.request);
             std::uint64_t id = ++c->request;
-            arm_timer(c);
             if (!service_) throw std::runtime_error("not ready");
             std::weak_ptr<Conn> weak = c->self;
             proto.handle(*service_, c->current, c->listener->profile,
@@ -402,6 +397,16 @@ void Server::process(Conn* c) {
                              if (conn->listener->proto->one_request()) conn->closing = true;
                              reply(conn.get(), std::move(bytes));
                          });
+            if (c->busy && c->fd.valid()) {
+                // Waits for a resolution: nothing more is read until it is answered and the
+                // reply is out, and the deadline runs. (A cache hit has been answered by now,
+                // with no change to the events.)
+                if (c->reading) {
+                    event_del(c->rd.get());
+                    c->reading = false;
+                }
+                arm_timer(c);
+            }
         }
     } catch (const std::exception& e) {
         log::error("request failed, answering TEMP and closing the connection",
@@ -434,7 +439,13 @@ void Server::flush(Conn* c) {
                            MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(c->wr.get(), nullptr);  // the client is slow to read: wait for it
+            // The client is slow to read: wait for it, and read nothing more meanwhile.
+            event_add(c->wr.get(), nullptr);
+            c->writing = true;
+            if (c->reading) {
+                event_del(c->rd.get());
+                c->reading = false;
+            }
             return;
         }
         if (n < 0) {
@@ -443,7 +454,10 @@ void Server::flush(Conn* c) {
         }
         c->out_off += static_cast<std::size_t>(n);
     }
-    event_del(c->wr.get());
+    if (c->writing) {
+        event_del(c->wr.get());
+        c->writing = false;
+    }
     c->out.clear();
     c->out_off = 0;
     if (c->closing) {

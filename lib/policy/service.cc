@@ -173,26 +173,47 @@ namespace {
 constexpr std::size_t kMaxRendered = 200'000;
 }  // namespace
 
-void Service::answer(Wire wire, const std::string& raw_key, const Profile& profile, ReplyFn reply) {
+namespace {
+// The common key, an ASCII host name, lowercased into `out` without allocating once `out` has
+// grown; false for anything else (classify_key() decides those).
+bool plain_domain(std::string_view raw, std::string& out) {
+    if (!raw.empty() && raw.back() == '.') raw.remove_suffix(1);
+    if (raw.empty() || raw.front() == '.' || raw.size() > 253) return false;
+    out.clear();
+    for (char c : raw) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+        if (!ok) return false;
+        out += c;
+    }
+    return dns::is_hostname(out) && !dns::is_ip_literal(out);
+}
+}  // namespace
+
+void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile, ReplyFn reply) {
     auto encode = [wire](const Reply& r) {
         return wire == Wire::Socketmap ? socketmap_payload(r) : tcp_table_line(r);
     };
     if (log::enabled(log::Level::Debug)) {  // every lookup gets its line
-        decide(raw_key, profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
+        decide(std::string(raw_key), profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
         return;
     }
-    dns::Key key = dns::classify_key(raw_key);
-    if (key.kind != dns::KeyKind::Domain) {
-        decide(raw_key, profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
-        return;
+    if (!plain_domain(raw_key, domain_)) {
+        dns::Key key = dns::classify_key(raw_key);
+        if (key.kind != dns::KeyKind::Domain) {
+            decide(std::string(raw_key), profile,
+                   [reply, encode](Reply r, bool) { reply(encode(r)); });
+            return;
+        }
+        domain_ = key.domain;
     }
-    std::string slot;
-    slot.reserve(key.domain.size() + profile.name.size() + 2);
+    std::string& slot = slot_;  // reused: no allocation per hit once grown
+    slot.clear();
     slot += wire == Wire::Socketmap ? 's' : 't';
     slot += profile.name;
     slot += '\0';
-    slot += key.domain;
-    if (auto token = engine_.touch(key.domain)) {
+    slot += domain_;
+    if (auto token = engine_.touch(domain_)) {
         if (auto it = rendered_.find(slot); it != rendered_.end() && it->second.token == *token) {
             ++stats_.lookups;
             ++stats_.repeated;
@@ -203,8 +224,8 @@ void Service::answer(Wire wire, const std::string& raw_key, const Profile& profi
     }
     // The slow way; a reply that came from the cache is kept for the next hit. The token
     // read now is the entry's as this very answer saw it (a hit answers synchronously).
-    decide(raw_key, profile,
-           [this, reply, encode, slot = std::move(slot), domain = key.domain](
+    decide(std::string(raw_key), profile,
+           [this, reply, encode, slot = std::string(slot), domain = domain_](
                Reply r, bool from_cache) mutable {
                std::string bytes = encode(r);
                if (from_cache) {
@@ -223,11 +244,12 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
         reply("PERM malformed request: expected 'NAME KEY'");
         return;
     }
-    std::string name(payload.substr(0, sp));
-    std::string key(payload.substr(sp + 1));
+    std::string_view name = payload.substr(0, sp);
+    std::string_view key = payload.substr(sp + 1);
     const Profile* profile = find_profile(name);
     if (!profile) {
-        if (unknown_names_logged_.size() < 100 && unknown_names_logged_.insert(name).second)
+        if (unknown_names_logged_.size() < 100 &&
+            unknown_names_logged_.insert(std::string(name)).second)
             log::warn(
                 "unknown socketmap name, answering NOTFOUND; known: postfix, postfix-tlsrpt, "
                 "strict, strict-tlsrpt",

@@ -42,7 +42,7 @@ class Service {
     // socketmap and tcp_table: a cache hit is answered from the reply rendered for it the
     // first time (rebuilt when the cache entry changes); anything else goes through decide().
     enum class Wire { Socketmap, TcpTable };
-    void answer(Wire wire, const std::string& raw_key, const Profile& profile, ReplyFn reply);
+    void answer(Wire wire, std::string_view raw_key, const Profile& profile, ReplyFn reply);
     // The same with the decision itself (Exim renders it its own way). `log_answer` writes
     // the decision line.
     void decide_raw(const std::string& raw_key, const Profile& profile,
@@ -74,6 +74,7 @@ class Service {
         std::string bytes;
     };
     std::unordered_map<std::string, Rendered> rendered_;
+    std::string domain_, slot_;  // answer()'s working buffers
     Stats stats_;
 };
 
