@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The load generator against the echo server for one second: both programs work.
+# The load generator against a NOTFOUND server for a moment: both programs work.
+# usage: smoke.sh LOADGEN SERVER [ARG...]   (@PORT@ in an ARG becomes the port chosen)
 set -eu
-echo_bin=$1 loadgen=$2
+loadgen=$1
+shift
 port=$((20000 + RANDOM % 20000))
-"$echo_bin" 127.0.0.1:$port >/dev/null &
+"${@//@PORT@/$port}" >/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

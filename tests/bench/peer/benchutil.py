@@ -163,40 +163,75 @@ def cmd_summary(args):
         vals = [float(r[field]) for r in rows if field in r]
         return statistics.median(vals) if vals else float("nan")
 
-    print("== every run (lookups/s, p50/p99/p99.9 in microseconds, peak RSS of the server) ==")
-    print("%-8s %-11s %5s %4s %10s %8s %8s %8s %10s %8s %6s" % (
-        "workload", "server", "conns", "rep", "lookups/s", "p50", "p99", "p99.9", "rss_kb", "ok", "errors"))
-    for key in sorted(runs, key=lambda k: (k[0], k[2], k[1])):
+    print("== every run (lookups/s; p50/p99/p99.9 in microseconds; peak RSS of the server;")
+    print("   cpu/lkp: the server's CPU microseconds per lookup; other%: CPU used meanwhile by")
+    print("   everything but the server and the load generator, in % of one core; load1) ==")
+    print("%-8s %-11s %5s %4s %10s %8s %8s %8s %8s %8s %6s %7s %6s %5s" % (
+        "workload", "server", "conns", "rep", "lookups/s", "p50", "p99", "p99.9", "rss_kb", "ok",
+        "errors", "cpu/lkp", "other%", "load1"))
+    order = {"epoll": 0, "echo": 1, "strictmx": 2, "peer": 3}
+    for key in sorted(runs, key=lambda k: (k[0] != "hit", k[0], k[2], order.get(k[1], 9), k[1])):
         for r in runs[key]:
-            print("%-8s %-11s %5d %4s %10s %8s %8s %8s %10s %8s %6s" % (
+            print("%-8s %-11s %5d %4s %10s %8s %8s %8s %8s %8s %6s %7s %6s %5s" % (
                 key[0], key[1], key[2], r.get("rep", "-"), r["lookups_per_s"], r["p50_us"], r["p99_us"],
-                r["p999_us"], r.get("server_peak_rss_kb", "-"), r.get("ok_replies", "-"), r.get("errors", "-")))
+                r["p999_us"], r.get("server_peak_rss_kb", "-"), r.get("ok_replies", "-"),
+                r.get("errors", "-"), r.get("server_cpu_us_per_lookup", "-"),
+                r.get("other_cpu_pct", "-"), r.get("load1", "-")))
     print()
-    print("== medians over repetitions; ratios are strictmx / other as throughput|p50")
-    print("   (throughput ratio >1: strictmx faster; p50 ratio <1: strictmx faster).")
-    print("   Rows other than 'hit' are compared with the 'hit' runs at the same connection count;")
-    print("   x/smx-hit compares with strictmx's own 1,000-domain cache hits. ==")
-    cols = ("peer", "echo", "strictmx")
-    print("%-8s %5s %-11s %10s %9s %9s %9s %4s %15s %15s %15s" % (
-        "workload", "conns", "server", "lookups/s", "p50_us", "p99_us", "rss_kb", "runs",
-        "x/peer", "x/echo", "x/smx-hit"))
+    print("== medians over repetitions. Ratios of strictmx to another server at the same connection")
+    print("   count: x/epoll and x/echo as lookups/s|p99 (lookups/s >1 and p99 <1: strictmx is")
+    print("   faster), x/peer as lookups/s. Rows other than 'hit' compare with the 'hit' runs;")
+    print("   x/smx-hit with strictmx's own 1,000-domain cache hits. ==")
+    print("%-8s %5s %-11s %10s %9s %9s %9s %8s %4s %13s %13s %8s %13s" % (
+        "workload", "conns", "server", "lookups/s", "p50_us", "p99_us", "cpu/lkp", "rss_kb", "runs",
+        "x/epoll", "x/echo", "x/peer", "x/smx-hit"))
     groups = sorted({(k[0], k[2]) for k in runs}, key=lambda g: (g[0] != "hit", g[0], g[1]))
     for wl, conns in groups:
-        base = {o: runs.get(("hit", o, conns)) for o in cols}
-        for (w, s, c) in sorted(k for k in runs if k[0] == wl and k[2] == conns):
+        base = {o: runs.get(("hit", o, conns)) for o in ("epoll", "echo", "peer", "strictmx")}
+        for (w, s, c) in sorted((k for k in runs if k[0] == wl and k[2] == conns),
+                                key=lambda k: (order.get(k[1], 9), k[1])):
             rows = runs[(w, s, c)]
-            tput, p50 = med(rows, "lookups_per_s"), med(rows, "p50_us")
+            tput, p99 = med(rows, "lookups_per_s"), med(rows, "p99_us")
             ratio = {}
-            for other in cols:
+            for other in ("epoll", "echo", "strictmx"):
                 same = other == "strictmx" and w == "hit"
                 if s.startswith("strictmx") and base[other] and not same:
-                    ratio[other] = "%6.2f|%-6.2f" % (tput / med(base[other], "lookups_per_s"),
-                                                    p50 / med(base[other], "p50_us"))
+                    ratio[other] = "%5.2f|%-5.2f" % (tput / med(base[other], "lookups_per_s"),
+                                                   p99 / med(base[other], "p99_us"))
                 else:
                     ratio[other] = "-"
-            print("%-8s %5d %-11s %10.0f %9.1f %9.1f %9.0f %4d %15s %15s %15s" % (
-                w, c, s, tput, p50, med(rows, "p99_us"), med(rows, "server_peak_rss_kb"), len(rows),
-                ratio["peer"], ratio["echo"], ratio["strictmx"]))
+            ratio["peer"] = ("%8.1f" % (tput / med(base["peer"], "lookups_per_s"))
+                             if s.startswith("strictmx") and base["peer"] else "-")
+            print("%-8s %5d %-11s %10.0f %9.1f %9.1f %9.1f %8.0f %4d %13s %13s %8s %13s" % (
+                w, c, s, tput, med(rows, "p50_us"), p99, med(rows, "server_cpu_us_per_lookup"),
+                med(rows, "server_peak_rss_kb"), len(rows), ratio["epoll"], ratio["echo"],
+                ratio["peer"], ratio["strictmx"]))
+
+    # Issue targets at 32 connections, per repetition (the servers ran back to back within
+    # one) and on the medians.
+    smx, ep, pr = (runs.get(("hit", s, 32)) for s in ("strictmx", "epoll", "peer"))
+    if smx and ep and pr:
+        print()
+        print("== hit, 32 connections: strictmx / epoll lookups/s (target >= 0.7), p99 (target")
+        print("   <= 1.5); strictmx / peer lookups/s (target >= 25) ==")
+        print("%-6s %14s %10s %14s" % ("rep", "tput/epoll", "p99/epoll", "tput/peer"))
+        reps = {}
+        for name, rows in (("strictmx", smx), ("epoll", ep), ("peer", pr)):
+            for r in rows:
+                reps.setdefault(r.get("rep", "-"), {})[name] = r
+        for rep in sorted(reps):
+            r = reps[rep]
+            if len(r) != 3:
+                continue
+            print("%-6s %14.2f %10.2f %14.1f" % (
+                rep, float(r["strictmx"]["lookups_per_s"]) / float(r["epoll"]["lookups_per_s"]),
+                float(r["strictmx"]["p99_us"]) / float(r["epoll"]["p99_us"]),
+                float(r["strictmx"]["lookups_per_s"]) / float(r["peer"]["lookups_per_s"])))
+        t, p, q = (med(smx, "lookups_per_s") / med(ep, "lookups_per_s"),
+                   med(smx, "p99_us") / med(ep, "p99_us"),
+                   med(smx, "lookups_per_s") / med(pr, "lookups_per_s"))
+        print("%-6s %14.2f %10.2f %14.1f   %s" % (
+            "median", t, p, q, "met" if t >= 0.7 and p <= 1.5 and q >= 25 else "not met"))
     if extra:
         print()
         print("== other measurements ==")
