@@ -7,10 +7,14 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <vector>
 
 #include "config/config.hh"
 #include "dns/name.hh"
 #include "policy/runtime.hh"
+#include "tlsrpt/report.hh"
+#include "tlsrpt/reporter.hh"
+#include "tlsrpt/store.hh"
 #include "util/log.hh"
 #include "util/strings.hh"
 
@@ -21,9 +25,18 @@ namespace {
 void usage(std::FILE* out) {
     std::fputs(
         "usage: strictmx [--config FILE] query DOMAIN\n"
+        "       strictmx [--config FILE] tlsrpt send --day YYYY-MM-DD [--dry-run DIR]\n"
+        "       strictmx [--config FILE] tlsrpt flush | run | stats\n"
         "  query DOMAIN  resolve DOMAIN now (DNS, MTA-STS policy) and explain the answer each\n"
         "                profile gives; shows what the daemon's cache holds for it.\n"
-        "                Nothing is written to the cache.\n",
+        "                Nothing is written to the cache.\n"
+        "  tlsrpt send   build that day's TLSRPT reports (today included) and deliver them\n"
+        "                now, without the random delay; failed deliveries are queued.\n"
+        "                --dry-run DIR: write one file per delivery to DIR, send nothing.\n"
+        "  tlsrpt flush  retry every queued delivery now\n"
+        "  tlsrpt run    the daily timer's work: finished days' reports after their random\n"
+        "                delay, due retries, pruning\n"
+        "  tlsrpt stats  counters of the collector and the deliveries, key=value\n",
         out);
 }
 
@@ -150,6 +163,71 @@ int query(const config::Config& cfg, const std::string& raw) {
     return 0;
 }
 
+void print_summary(const tlsrpt::RunSummary& s) {
+    std::printf("reports=%d delivered=%d queued=%d skipped=%d gave_up=%d errors=%d", s.reports,
+                s.delivered, s.queued, s.skipped, s.gave_up, s.errors);
+    if (s.written) std::printf(" written=%d", s.written);
+    std::printf("\n");
+}
+
+int tlsrpt_cmd(const config::Config& cfg, const std::vector<std::string>& args) {
+    if (args.empty()) {
+        usage(stderr);
+        return 2;
+    }
+    SystemClock clock;
+    const std::string& verb = args[0];
+    if (verb == "stats" && args.size() == 1) {
+        tlsrpt::Reporter r(cfg, clock, true);
+        for (const auto& [k, v] : r.stats()) std::printf("%s=%lld\n", k.c_str(), (long long)v);
+        return 0;
+    }
+    auto need_submitter = [&] {
+        if (cfg.tlsrpt_contact_info.empty() || cfg.tlsrpt_organization_name.empty())
+            throw std::runtime_error(
+                "tlsrpt.organization_name and tlsrpt.contact_info must be set to send reports");
+        if (tlsrpt::submitter_domain(cfg.tlsrpt_contact_info).empty())
+            throw std::runtime_error("tlsrpt.contact_info = \"" + cfg.tlsrpt_contact_info +
+                                     "\": no domain in it (the report submitter)");
+        if (cfg.tlsrpt_sender_address.empty())
+            throw std::runtime_error("tlsrpt.sender_address must be set to send reports");
+    };
+    if (verb == "send") {
+        std::string day, dry;
+        for (std::size_t k = 1; k < args.size(); ++k) {
+            if (args[k] == "--day" && k + 1 < args.size()) day = args[++k];
+            else if (args[k] == "--dry-run" && k + 1 < args.size()) dry = args[++k];
+            else {
+                usage(stderr);
+                return 2;
+            }
+        }
+        if (!tlsrpt::day_start(day)) {
+            std::fprintf(stderr, "strictmx: tlsrpt send: --day YYYY-MM-DD is required\n");
+            return 2;
+        }
+        need_submitter();
+        if (!dry.empty() && ::access(dry.c_str(), W_OK) != 0) {
+            std::fprintf(stderr, "strictmx: --dry-run %s: not a writable directory\n",
+                         esc(dry).c_str());
+            return 1;
+        }
+        tlsrpt::Reporter r(cfg, clock, !dry.empty());
+        auto s = r.send_day(day, dry);
+        print_summary(s);
+        return s.errors ? 1 : 0;
+    }
+    if ((verb == "flush" || verb == "run") && args.size() == 1) {
+        need_submitter();
+        tlsrpt::Reporter r(cfg, clock);
+        auto s = verb == "flush" ? r.flush(true) : r.run();
+        print_summary(s);
+        return s.errors ? 1 : 0;
+    }
+    usage(stderr);
+    return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,7 +246,9 @@ int main(int argc, char** argv) {
             break;
         }
     }
-    if (i + 2 != argc || std::string(argv[i]) != "query") {
+    bool is_query = i + 2 == argc && std::string(argv[i]) == "query";
+    bool is_tlsrpt = i + 1 < argc && std::string(argv[i]) == "tlsrpt";
+    if (!is_query && !is_tlsrpt) {
         usage(stderr);
         return 2;
     }
@@ -186,11 +266,15 @@ int main(int argc, char** argv) {
         for (const auto& p : problems) std::fprintf(stderr, "strictmx: %s\n", p.c_str());
         return 1;
     }
-    log::init("strictmx", false, 1);
+    // tlsrpt verbs log what they deliver (stderr, or syslog when configured so).
+    log::init("strictmx", is_tlsrpt && cfg.log == "syslog", is_tlsrpt ? 2 : 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 0;
     try {
-        rc = query(cfg, argv[i + 1]);
+        if (is_tlsrpt)
+            rc = tlsrpt_cmd(cfg, std::vector<std::string>(argv + i + 1, argv + argc));
+        else
+            rc = query(cfg, argv[i + 1]);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "strictmx: %s\n", e.what());
         rc = 1;

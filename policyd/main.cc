@@ -14,12 +14,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "config/config.hh"
 #include "policy/runtime.hh"
 #include "policy/service.hh"
 #include "server.hh"
+#include "tlsrpt/collector.hh"
 #include "util/log.hh"
 
 using namespace strictmx;
@@ -189,6 +191,9 @@ int main(int argc, char** argv) {
         // privileges, then open the cache and trust anchor as the service user.
         policyd::Server server(base.get(), cfg);
         server.bind_all();
+        SystemClock clock;
+        std::unique_ptr<tlsrpt::Collector> collector;
+        if (!cfg.tlsrpt_socket.empty()) collector = std::make_unique<tlsrpt::Collector>(cfg, clock);
         drop_privileges(cfg.user);
         if (::geteuid() == 0) {
             // Everything from here on parses DNS and HTTPS data from the network.
@@ -204,6 +209,7 @@ int main(int argc, char** argv) {
         auto rt = policy::Runtime::create(base.get(), cfg, true);
         rt->prove_validation(cfg);
         std::size_t loaded = rt->engine->load();
+        if (collector) collector->start();
         policy::Service service(*rt->engine);
         server.set_service(&service);
         server.start_accepting();
@@ -225,6 +231,7 @@ int main(int argc, char** argv) {
         notify_ready();
         event_base_dispatch(base.get());
         server.set_service(nullptr);
+        if (collector) collector->stop();
     } catch (const std::exception& e) {
         log::error("fatal", {{"error", e.what()}});
         rc = 1;

@@ -252,6 +252,48 @@ const std::vector<Setting>& table() {
             INT("policy", "max_resolutions_per_domain", max_resolutions_per_domain, 1, 100'000,
                 "Cold lookups resolving at once under one registered domain (public suffix list): "
                 "a slow or hostile zone cannot take every slot of policy.max_resolutions."),
+            STR("tlsrpt", "socket", tlsrpt_socket,
+                "The libtlsrpt datagram socket the daemon creates and reads TLS outcomes from "
+                "(Postfix >= 3.10: smtp_tlsrpt_socket_name, resolved inside Postfix's chroot). "
+                "Empty: no collector."),
+            STR("tlsrpt", "socket_mode", tlsrpt_socket_mode,
+                "Permission bits of tlsrpt.socket (octal). Postfix's smtp processes need write "
+                "permission: give the socket group postfix (tlsrpt.socket_group)."),
+            STR("tlsrpt", "socket_group", tlsrpt_socket_group,
+                "Group of tlsrpt.socket. Empty: the daemon's group."),
+            STR("tlsrpt", "db", tlsrpt_db,
+                "SQLite store of TLS outcomes, reports and deliveries. Default: "
+                "STATE_DIR/tlsrpt.db."),
+            STR("tlsrpt", "spool_dir", tlsrpt_spool_dir,
+                "Reports waiting for another delivery attempt. Default: STATE_DIR/tlsrpt-spool."),
+            STR("tlsrpt", "organization_name", tlsrpt_organization_name,
+                "organization-name of the reports (RFC 8460 section 4.3)."),
+            STR("tlsrpt", "contact_info", tlsrpt_contact_info,
+                "contact-info of the reports, an e-mail address; its domain is the submitter "
+                "(TLS-Report-Submitter, report file names)."),
+            STR("tlsrpt", "sender_address", tlsrpt_sender_address,
+                "From: address of report mail."),
+            STR("tlsrpt", "sendmail", tlsrpt_sendmail,
+                "Command that takes a report mail on standard input (split on blanks, no shell; "
+                "exit 0 = accepted). Without -t the recipient is added as the last argument."),
+            STR("tlsrpt", "https_ca_file", tlsrpt_https_ca_file,
+                "CA bundle for https: report destinations. Empty: the system bundle."),
+            INT("tlsrpt", "retention_days", tlsrpt_retention_days, 2, 366,
+                "Outcomes, reports and finished deliveries are kept this many days."),
+            INT("tlsrpt", "max_delay_s", tlsrpt_max_delay_s, 0, 86'400,
+                "Reports about a day are sent after it ends, each at a random time within this "
+                "many seconds (RFC 8460 section 4.1), by strictmx tlsrpt run."),
+            INT("tlsrpt", "retry_for_s", tlsrpt_retry_for_s, 600, 7 * 86'400,
+                "A failed delivery is retried with backoff for this long, then given up."),
+            INT("tlsrpt", "receive_buffer", tlsrpt_receive_buffer, 65'536, 1 << 30,
+                "Receive buffer of the datagram socket in bytes (SO_RCVBUF, as root "
+                "SO_RCVBUFFORCE): absorbs bursts while outcomes are written."),
+            INT("tlsrpt", "commit_interval_ms", tlsrpt_commit_interval_ms, 10, 60'000,
+                "Outcomes are aggregated in memory and written in one transaction this often."),
+            BOOL("tlsrpt", "own_failures", tlsrpt_own_failures,
+                 "Record the daemon's own policy failures (MTA-STS policy fetch errors and "
+                 "invalid policies, DNSSEC bogus, unusable TLSA) for domains that publish "
+                 "_smtp._tls; see strictmx-policyd(8) for which sessions this counts."),
             FAILURE("dns_timeout", dns_timeout,
                     "Answer when a DNS query needed for a decision times out."),
             FAILURE("dns_servfail", dns_servfail,
@@ -465,6 +507,15 @@ Config parse(const std::string& text, const std::string& origin) {
                          "0123456789-_") == std::string_view::npos;
         if (!ok) fail(origin + ": resolver.dnssec_probe", "not a zone name: " + c.dnssec_probe);
     }
+    if (!c.tlsrpt_socket.empty() && c.tlsrpt_socket.size() >= sizeof(sockaddr_un::sun_path))
+        fail(origin + ": tlsrpt.socket", "unix socket path longer than " +
+                                             std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                             " bytes");
+    if (c.tlsrpt_socket_mode.empty() || c.tlsrpt_socket_mode.size() > 4 ||
+        c.tlsrpt_socket_mode.find_first_not_of("01234567") != std::string::npos)
+        fail(origin + ": tlsrpt.socket_mode", "not an octal mode: " + c.tlsrpt_socket_mode);
+    if (!c.tlsrpt_sendmail.empty() && c.tlsrpt_sendmail.front() != '/')
+        fail(origin + ": tlsrpt.sendmail", "must start with an absolute path (no shell, no PATH)");
     for (const auto& f : c.forwarders) {
         // "IP" or "IP@PORT", as ub_ctx_set_fwd takes it; its own error names neither.
         std::string ip = f.substr(0, f.find('@'));

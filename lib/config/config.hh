@@ -68,6 +68,23 @@ struct Config {
     OnFailure dns_servfail = OnFailure::Tempfail;
     OnFailure dnssec_bogus = OnFailure::Tempfail;
     std::map<std::string, std::string> overrides;
+    // [tlsrpt]
+    std::string tlsrpt_socket;      // the libtlsrpt datagram socket ("": no collector)
+    std::string tlsrpt_socket_mode = "0660";
+    std::string tlsrpt_socket_group;
+    std::string tlsrpt_db;          // default: STATE_DIR/tlsrpt.db
+    std::string tlsrpt_spool_dir;   // default: STATE_DIR/tlsrpt-spool
+    std::string tlsrpt_organization_name;
+    std::string tlsrpt_contact_info;
+    std::string tlsrpt_sender_address;
+    std::string tlsrpt_sendmail = "/usr/sbin/sendmail -i -t";
+    std::string tlsrpt_https_ca_file;
+    int tlsrpt_retention_days = 14;
+    int tlsrpt_max_delay_s = 14'400;    // reports of a day go out within this after it ends
+    int tlsrpt_retry_for_s = 86'400;    // failed deliveries are retried this long
+    int tlsrpt_receive_buffer = 8 << 20;
+    int tlsrpt_commit_interval_ms = 1000;
+    bool tlsrpt_own_failures = true;    // record the daemon's own policy failures
     // [[listen]]
     std::vector<Listen> listen;
 };

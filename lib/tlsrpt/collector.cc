@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+#include "tlsrpt/collector.hh"
+
+#include <grp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "tlsrpt/reporter.hh"
+#include "util/log.hh"
+
+namespace strictmx::tlsrpt {
+namespace {
+
+constexpr std::size_t kMaxQueue = 100'000;
+constexpr std::size_t kMaxPendingRows = 200'000;  // aggregated rows kept while writes fail
+
+}  // namespace
+
+Collector::Collector(const config::Config& c, const Clock& clock)
+    : cfg_(c), clock_(clock), path_(c.tlsrpt_socket) {
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (path_.empty() || path_.size() >= sizeof sun.sun_path)
+        throw std::runtime_error("tlsrpt.socket: bad path " + path_);
+    std::memcpy(sun.sun_path, path_.data(), path_.size());
+    // A socket left from an earlier run is replaced; anything else at the path is not ours.
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            throw std::runtime_error("tlsrpt.socket: " + path_ + " exists and is not a socket");
+        ::unlink(path_.c_str());
+    }
+    fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd_.valid()) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
+        throw std::runtime_error("tlsrpt.socket: bind " + path_ + ": " + std::strerror(errno));
+    mode_t mode = static_cast<mode_t>(std::stoul(c.tlsrpt_socket_mode, nullptr, 8));
+    if (::chmod(path_.c_str(), mode) != 0)
+        throw std::runtime_error("tlsrpt.socket: chmod " + path_ + ": " + std::strerror(errno));
+    if (!c.tlsrpt_socket_group.empty()) {
+        group* gr = ::getgrnam(c.tlsrpt_socket_group.c_str());
+        if (!gr) throw std::runtime_error("tlsrpt.socket_group: no such group " +
+                                          c.tlsrpt_socket_group);
+        if (::chown(path_.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0)
+            throw std::runtime_error("tlsrpt.socket_group: chown " + path_ + ": " +
+                                     std::strerror(errno));
+    }
+    // A burst waits in the kernel while a batch is written. As root the configured size is
+    // forced past net.core.rmem_max; otherwise the kernel caps it, and the log says so.
+    int want = c.tlsrpt_receive_buffer;
+    if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0)
+        ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    int got = 0;
+    socklen_t len = sizeof got;
+    ::getsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUF, &got, &len);
+    if (got / 2 < want)
+        log::warn("tlsrpt: receive buffer smaller than configured (raise net.core.rmem_max)",
+                  {{"configured", std::to_string(want)}, {"granted", std::to_string(got / 2)}});
+    int one = 1;
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+}
+
+Collector::~Collector() {
+    stop();
+    if (fd_.valid()) ::unlink(path_.c_str());
+}
+
+void Collector::start() {
+    store_ = Store::open(db_path(cfg_));
+    thread_ = std::thread([this] { loop(); });
+    log::info("tlsrpt: collecting", {{"socket", path_}, {"db", db_path(cfg_)}});
+}
+
+void Collector::stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    thread_.join();
+}
+
+void Collector::submit(Session s, const char* source) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (queue_.size() >= kMaxQueue) {
+        if (queue_dropped_++ % 10'000 == 0)
+            log::warn("tlsrpt: outcome queue full, outcome dropped",
+                      {{"source", source}, {"dropped", std::to_string(queue_dropped_)}});
+        return;
+    }
+    queue_.emplace_back(std::move(s), source);
+}
+
+void Collector::note_reject(Reject r, const std::string& why, Batch& b) {
+    b.counters["datagrams_invalid"] += 1;
+    b.counters[std::string("datagrams_invalid_") + reject_name(r)] += 1;
+    // One line per kind at most every 60 s, with how many were not logged in between.
+    int k = static_cast<int>(r);
+    UnixTime now = clock_.now();
+    if (now - last_reject_log_[k] >= 60) {
+        log::warn("tlsrpt: datagram rejected",
+                  {{"kind", reject_name(r)},
+                   {"why", why},
+                   {"not_logged_since_last", std::to_string(suppressed_[k])}});
+        last_reject_log_[k] = now;
+        suppressed_[k] = 0;
+    } else {
+        ++suppressed_[k];
+    }
+}
+
+void Collector::handle(std::string_view bytes, std::size_t real_len, Batch& b) {
+    b.counters["datagrams_received"] += 1;
+    if (real_len > kMaxDatagram || real_len > bytes.size()) {
+        note_reject(Reject::Oversized, "datagram of " + std::to_string(real_len) + " bytes", b);
+        return;
+    }
+    Parsed p = parse_datagram(bytes);
+    if (p.reject != Reject::None) {
+        note_reject(p.reject, p.why, b);
+        return;
+    }
+    b.counters["sessions_recorded"] += 1;
+    b.add(utc_day(clock_.now()), p.session);
+}
+
+void Collector::commit(Batch& b) {
+    if (!pending_.empty()) {
+        pending_.merge(std::move(b));
+        b = std::move(pending_);
+        pending_ = Batch{};
+    }
+    if (b.empty()) return;
+    std::string err;
+    if (store_->apply(b, err)) {
+        b = Batch{};
+        return;
+    }
+    // Keep the counts and try again next interval; past the bound, new counts are dropped
+    // (and counted) rather than growing without end.
+    UnixTime now = clock_.now();
+    if (now - last_store_error_log_ >= 60) {
+        log::error("tlsrpt: store write failed, outcomes kept in memory and retried",
+                   {{"db", db_path(cfg_)}, {"error", err}, {"rows", std::to_string(b.rows)}});
+        last_store_error_log_ = now;
+    }
+    if (b.rows > kMaxPendingRows) {
+        log::error("tlsrpt: store unwritable for too long, outcomes dropped",
+                   {{"rows", std::to_string(b.rows)}});
+        std::int64_t lost = 0;
+        for (const auto& [gk, pols] : b.groups)
+            for (const auto& [pk, c] : pols) lost += c.success + c.failure;
+        auto counters = std::move(b.counters);
+        b = Batch{};
+        b.counters = std::move(counters);
+        b.counters["sessions_lost"] += lost;
+    }
+    pending_ = std::move(b);
+    b = Batch{};
+}
+
+void Collector::loop() {
+    std::vector<char> buf(kMaxDatagram + 1);
+    Batch batch;
+    auto interval = std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms);
+    auto next_commit = std::chrono::steady_clock::now() + interval;
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(std::uint32_t))];
+    for (;;) {
+        bool stopping = stop_.load();
+        // Drain the socket without blocking; then wait up to the next commit.
+        int drained = 0;
+        while (drained < 4096) {
+            iovec iov{buf.data(), buf.size()};
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = ctrl;
+            msg.msg_controllen = sizeof ctrl;
+            ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_TRUNC);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                break;  // EAGAIN: empty
+            }
+            ++drained;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                    std::uint32_t ovfl;
+                    std::memcpy(&ovfl, CMSG_DATA(c), sizeof ovfl);
+                    if (ovfl != last_overflow_) {
+                        batch.counters["datagrams_dropped"] += ovfl - last_overflow_;
+                        log::warn("tlsrpt: the kernel dropped datagrams (receive buffer full)",
+                                  {{"dropped", std::to_string(ovfl - last_overflow_)}});
+                        last_overflow_ = ovfl;
+                    }
+                }
+            }
+            std::size_t real = static_cast<std::size_t>(n);
+            bool trunc = (msg.msg_flags & MSG_TRUNC) != 0;
+            std::size_t have = std::min(real, buf.size());
+            handle(std::string_view(buf.data(), have), trunc ? std::max(real, buf.size()) : real,
+                   batch);
+        }
+        {
+            std::deque<std::pair<Session, const char*>> q;
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                q.swap(queue_);
+                if (queue_dropped_) {
+                    batch.counters["outcomes_dropped"] += static_cast<std::int64_t>(queue_dropped_);
+                    queue_dropped_ = 0;
+                }
+            }
+            std::string day = utc_day(clock_.now());
+            for (auto& [s, source] : q) {
+                batch.counters[std::string("sessions_from_") + source] += 1;
+                batch.add(day, s);
+            }
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (now >= next_commit || stopping || batch.rows > 50'000) {
+            commit(batch);
+            next_commit = now + interval;
+        }
+        if (stopping) break;
+        if (drained >= 4096) continue;
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_commit - now);
+        pollfd pfd{fd_.get(), POLLIN, 0};
+        ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(wait.count(), 1, 200)));
+    }
+    if (!pending_.empty()) {
+        Batch empty;
+        commit(empty);
+        if (!pending_.empty())
+            log::error("tlsrpt: outcomes not written at stop", {{"rows", std::to_string(pending_.rows)}});
+    }
+}
+
+}  // namespace strictmx::tlsrpt

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// The TLSRPT collector: a unix datagram socket that speaks libtlsrpt's protocol (a drop-in for
+// tlsrpt-collectd), plus a queue for outcomes from the daemon's other sources (Exim events,
+// its own policy failures). A thread of its own reads, checks and aggregates datagrams and
+// writes each interval's counts in one transaction.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "config/config.hh"
+#include "tlsrpt/datagram.hh"
+#include "tlsrpt/store.hh"
+#include "util/clock.hh"
+#include "util/handles.hh"
+
+namespace strictmx::tlsrpt {
+
+class Collector {
+  public:
+    // Creates and binds the socket (before privileges are dropped). Throws on failure.
+    Collector(const config::Config& c, const Clock& clock);
+    ~Collector();
+
+    // Opens the store (as the service user) and starts the thread. Throws on failure.
+    void start();
+    void stop();  // writes what is gathered, joins
+
+    // Outcomes from other sources, any thread. Bounded: past 100,000 waiting sessions further
+    // ones are counted as dropped and logged (rate-limited).
+    void submit(Session s, const char* source);
+
+    // One datagram as received (tests and the benchmark feed it directly).
+    void handle(std::string_view bytes, std::size_t real_len, Batch& b);
+
+  private:
+    void loop();
+    void commit(Batch& b);
+    void note_reject(Reject r, const std::string& why, Batch& b);
+
+    const config::Config& cfg_;
+    const Clock& clock_;
+    std::string path_;
+    Fd fd_;
+    std::unique_ptr<Store> store_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    std::mutex mu_;
+    std::deque<std::pair<Session, const char*>> queue_;
+    std::uint64_t queue_dropped_ = 0;
+    std::uint32_t last_overflow_ = 0;  // SO_RXQ_OVFL: the kernel's drop counter
+    Batch pending_;                    // not yet committed (a write failed)
+    UnixTime last_reject_log_[kRejectKinds] = {};
+    std::int64_t suppressed_[kRejectKinds] = {};
+    UnixTime last_store_error_log_ = 0;
+};
+
+}  // namespace strictmx::tlsrpt

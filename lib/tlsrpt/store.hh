@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// The TLSRPT store (SQLite, WAL): outcomes aggregated per UTC day, report domain, record,
+// policy and failure detail, the reports made from them and their deliveries. Counts only,
+// never raw datagrams. Schema: docs/tlsrpt-schema.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "tlsrpt/datagram.hh"
+#include "util/clock.hh"
+#include "util/handles.hh"
+
+namespace strictmx::tlsrpt {
+
+// "YYYY-MM-DD" of a Unix time, UTC; and the Unix time of that day's 00:00:00.
+std::string utc_day(UnixTime t);
+std::optional<UnixTime> day_start(const std::string& day);
+
+// Outcomes gathered in memory between two writes: what one transaction adds.
+struct Batch {
+    using GroupKey = std::tuple<std::string, std::string, std::string>;  // day, domain, record
+    struct Counts {
+        std::int64_t success = 0, failure = 0;
+        std::map<std::string, std::int64_t> details;  // detail key -> sessions
+    };
+    std::map<GroupKey, std::map<std::string, Counts>> groups;  // -> policy key -> counts
+    std::map<std::string, std::int64_t> counters;             // name -> increment
+    std::size_t rows = 0;  // distinct (group, policy) and (.., detail) entries
+
+    void add(const std::string& day, const Session& s);
+    bool empty() const { return groups.empty() && counters.empty(); }
+    void merge(Batch&& other);
+};
+
+struct PolicyCounts {
+    PolicyOutcome policy;  // failures empty; see details
+    std::int64_t success = 0, failure = 0;
+    std::vector<std::pair<FailureDetail, std::int64_t>> details;
+};
+
+struct Group {
+    std::string day, domain, record;
+};
+
+struct Delivery {
+    std::int64_t id = 0;
+    std::string day, domain, record, destination;  // destination: "mailto:ADDR" or the https URI
+    std::string state;                             // pending | delivered | failed
+    int attempts = 0;
+    UnixTime first_try = 0, next_try = 0;
+    std::string last_error, spool_file;
+};
+
+class Store {
+  public:
+    // Opens (creating the file and schema unless read_only). Throws std::runtime_error with
+    // the path and SQLite's message.
+    static std::unique_ptr<Store> open(const std::string& path, bool read_only = false);
+
+    // One transaction: every count in the batch, or nothing (returns false, batch untouched).
+    bool apply(const Batch& b, std::string& err);
+
+    std::map<std::string, std::int64_t> counters();
+    std::vector<std::string> days();  // days with outcomes, oldest first
+    std::vector<Group> groups(const std::string& day);
+    std::vector<PolicyCounts> policies(const Group& g);
+
+    // The report of a group: its unique part, fixed at first use so that a retry or a later
+    // run sends the same report-id. nullopt when none yet.
+    std::optional<std::string> report_uid(const Group& g);
+    bool set_report_uid(const Group& g, const std::string& uid, UnixTime now);
+
+    std::optional<Delivery> delivery(const Group& g, const std::string& destination);
+    bool add_delivery(const Delivery& d);
+    bool update_delivery(const Delivery& d);
+    std::vector<Delivery> deliveries(const std::string& state);
+
+    // Drop outcomes, reports and finished deliveries of days before `day`.
+    int prune_before(const std::string& day);
+
+  private:
+    explicit Store(SqlitePtr db) : db_(std::move(db)) {}
+    SqlitePtr db_;
+};
+
+}  // namespace strictmx::tlsrpt
