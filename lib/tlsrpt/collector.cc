@@ -3,6 +3,7 @@
 
 #include <grp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +23,7 @@ namespace {
 
 constexpr std::size_t kMaxQueue = 100'000;
 constexpr std::size_t kMaxPendingRows = 200'000;  // aggregated rows kept while writes fail
+constexpr std::size_t kMaxRawBytes = 64u << 20;    // received, not yet parsed
 
 }  // namespace
 
@@ -76,14 +78,44 @@ Collector::~Collector() {
 
 void Collector::start() {
     store_ = Store::open(db_path(cfg_));
+    writer_thread_ = std::thread([this] { writer(); });
     thread_ = std::thread([this] { loop(); });
+    reader_thread_ = std::thread([this] { reader(); });
     log::info("tlsrpt: collecting", {{"socket", path_}, {"db", db_path(cfg_)}});
 }
 
 void Collector::stop() {
     if (!thread_.joinable()) return;
     stop_ = true;
+    reader_thread_.join();
+    rcv_.notify_one();
     thread_.join();
+    {
+        std::lock_guard<std::mutex> lk(wmu_);
+        writer_stop_ = true;
+    }
+    wcv_.notify_one();
+    writer_thread_.join();
+}
+
+void Collector::writer() {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 15);
+    for (;;) {
+        Batch b;
+        bool stopping;
+        {
+            std::unique_lock<std::mutex> lk(wmu_);
+            wcv_.wait_for(lk, std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms),
+                          [this] { return writer_stop_ || !handoff_.empty(); });
+            b = std::move(handoff_);
+            handoff_ = Batch{};
+            stopping = writer_stop_;
+        }
+        commit(b);
+        if (stopping) break;
+    }
+    if (!pending_.empty())
+        log::error("tlsrpt: outcomes not written at stop", {{"rows", std::to_string(pending_.rows)}});
 }
 
 void Collector::submit(Session s, const char* source) {
@@ -165,17 +197,18 @@ void Collector::commit(Batch& b) {
     b = Batch{};
 }
 
-void Collector::loop() {
+void Collector::reader() {
+    // Only receive here: the kernel's queue of a unix datagram socket is short
+    // (net.unix.max_dgram_qlen), and libtlsrpt drops a datagram when it is full. Parsing is the
+    // next thread's work; this one moves datagrams into memory as fast as they come.
     std::vector<char> buf(kMaxDatagram + 1);
-    Batch batch;
-    auto interval = std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms);
-    auto next_commit = std::chrono::steady_clock::now() + interval;
     alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(std::uint32_t))];
-    for (;;) {
-        bool stopping = stop_.load();
-        // Drain the socket without blocking; then wait up to the next commit.
-        int drained = 0;
-        while (drained < 4096) {
+    std::vector<Raw> got;
+    while (!stop_.load()) {
+        pollfd pfd{fd_.get(), POLLIN, 0};
+        if (::poll(&pfd, 1, 100) <= 0) continue;
+        std::size_t bytes = 0;
+        for (int k = 0; k < 256; ++k) {
             iovec iov{buf.data(), buf.size()};
             msghdr msg{};
             msg.msg_iov = &iov;
@@ -187,24 +220,77 @@ void Collector::loop() {
                 if (errno == EINTR) continue;
                 break;  // EAGAIN: empty
             }
-            ++drained;
             for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                     std::uint32_t ovfl;
                     std::memcpy(&ovfl, CMSG_DATA(c), sizeof ovfl);
-                    if (ovfl != last_overflow_) {
-                        batch.counters["datagrams_dropped"] += ovfl - last_overflow_;
-                        log::warn("tlsrpt: the kernel dropped datagrams (receive buffer full)",
-                                  {{"dropped", std::to_string(ovfl - last_overflow_)}});
-                        last_overflow_ = ovfl;
-                    }
+                    kernel_overflow_.store(ovfl);
                 }
             }
             std::size_t real = static_cast<std::size_t>(n);
-            bool trunc = (msg.msg_flags & MSG_TRUNC) != 0;
+            if ((msg.msg_flags & MSG_TRUNC) && real < buf.size()) real = buf.size();
             std::size_t have = std::min(real, buf.size());
-            handle(std::string_view(buf.data(), have), trunc ? std::max(real, buf.size()) : real,
-                   batch);
+            // An oversized datagram is kept as its length only: it is rejected whole anyway.
+            Raw r;
+            r.real = real;
+            if (real <= kMaxDatagram) r.bytes.assign(buf.data(), have);
+            bytes += r.bytes.size();
+            got.push_back(std::move(r));
+        }
+        if (got.empty()) continue;
+        bool wake;
+        {
+            std::lock_guard<std::mutex> lk(rmu_);
+            wake = raw_.empty();
+            for (auto& r : got) {
+                if (raw_bytes_ + r.bytes.size() > kMaxRawBytes) {
+                    ++raw_dropped_;
+                    continue;
+                }
+                raw_bytes_ += r.bytes.size() + 64;
+                raw_.push_back(std::move(r));
+            }
+        }
+        got.clear();
+        if (wake) rcv_.notify_one();
+    }
+    rcv_.notify_one();
+}
+
+void Collector::loop() {
+    // Below the reader: when both want the CPU, receiving goes first (a datagram not taken
+    // off the socket in time is lost; one parsed late is not).
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    Batch batch;
+    auto interval = std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms);
+    auto next_commit = std::chrono::steady_clock::now() + interval;
+    std::deque<Raw> work;
+    for (;;) {
+        bool stopping = stop_.load();
+        std::uint64_t dropped_here = 0;
+        {
+            std::unique_lock<std::mutex> lk(rmu_);
+            if (raw_.empty() && !stopping)
+                rcv_.wait_until(lk, next_commit, [this] { return !raw_.empty() || stop_.load(); });
+            work.swap(raw_);
+            raw_bytes_ = 0;
+            dropped_here = raw_dropped_;
+            raw_dropped_ = 0;
+        }
+        if (dropped_here) {
+            batch.counters["datagrams_received"] += static_cast<std::int64_t>(dropped_here);
+            batch.counters["datagrams_dropped"] += static_cast<std::int64_t>(dropped_here);
+            log::warn("tlsrpt: datagrams dropped: the parser is behind and the memory queue is full",
+                      {{"dropped", std::to_string(dropped_here)}});
+        }
+        for (auto& r : work) handle(r.bytes, r.real, batch);
+        work.clear();
+        std::uint32_t ovfl = kernel_overflow_.load();
+        if (ovfl != last_overflow_) {
+            batch.counters["datagrams_dropped"] += ovfl - last_overflow_;
+            log::warn("tlsrpt: the kernel dropped datagrams (receive queue full)",
+                      {{"dropped", std::to_string(ovfl - last_overflow_)}});
+            last_overflow_ = ovfl;
         }
         {
             std::deque<std::pair<Session, const char*>> q;
@@ -224,20 +310,28 @@ void Collector::loop() {
         }
         auto now = std::chrono::steady_clock::now();
         if (now >= next_commit || stopping || batch.rows > 50'000) {
-            commit(batch);
+            if (!batch.empty()) {
+                std::lock_guard<std::mutex> lk(wmu_);
+                if (handoff_.rows > kMaxPendingRows) {
+                    // The writer is stuck (a disk that does not answer): keep the counters,
+                    // count the sessions that cannot be kept.
+                    std::int64_t lost = 0;
+                    for (const auto& [gk, pols] : batch.groups)
+                        for (const auto& [pk, c] : pols) lost += c.success + c.failure;
+                    batch.groups.clear();
+                    batch.rows = 0;
+                    batch.counters["sessions_lost"] += lost;
+                }
+                handoff_.merge(std::move(batch));
+                batch = Batch{};
+            }
+            wcv_.notify_one();
             next_commit = now + interval;
         }
-        if (stopping) break;
-        if (drained >= 4096) continue;
-        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_commit - now);
-        pollfd pfd{fd_.get(), POLLIN, 0};
-        ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(wait.count(), 1, 200)));
-    }
-    if (!pending_.empty()) {
-        Batch empty;
-        commit(empty);
-        if (!pending_.empty())
-            log::error("tlsrpt: outcomes not written at stop", {{"rows", std::to_string(pending_.rows)}});
+        if (stopping) {
+            std::lock_guard<std::mutex> lk(rmu_);
+            if (raw_.empty()) break;
+        }
     }
 }
 

@@ -41,8 +41,10 @@ class Collector {
     void handle(std::string_view bytes, std::size_t real_len, Batch& b);
 
   private:
+    void reader();
     void loop();
-    void commit(Batch& b);
+    void writer();
+    void commit(Batch& b);  // writer thread: one transaction
     void note_reject(Reject r, const std::string& why, Batch& b);
 
     const config::Config& cfg_;
@@ -50,8 +52,26 @@ class Collector {
     std::string path_;
     Fd fd_;
     std::unique_ptr<Store> store_;
+    struct Raw {
+        std::string bytes;
+        std::size_t real = 0;  // the datagram's length (more than bytes when truncated)
+    };
+    std::thread reader_thread_;
     std::thread thread_;
+    std::thread writer_thread_;
+    std::mutex rmu_;
+    std::condition_variable rcv_;
+    std::deque<Raw> raw_;
+    std::size_t raw_bytes_ = 0;
+    std::uint64_t raw_dropped_ = 0;
+    std::atomic<std::uint32_t> kernel_overflow_{0};
     std::atomic<bool> stop_{false};
+    // The reading thread hands each interval's batch to the writer, so a slow disk never
+    // stops the reading (the kernel queue of a unix datagram socket is short).
+    std::mutex wmu_;
+    std::condition_variable wcv_;
+    Batch handoff_;
+    bool writer_stop_ = false;
     std::mutex mu_;
     std::deque<std::pair<Session, const char*>> queue_;
     std::uint64_t queue_dropped_ = 0;

@@ -140,6 +140,11 @@ void Batch::add(const std::string& day, const Session& s) {
 }
 
 void Batch::merge(Batch&& o) {
+    if (empty()) {
+        *this = std::move(o);
+        o = Batch{};
+        return;
+    }
     for (auto& [gk, pols] : o.groups) {
         auto& g = groups[gk];
         for (auto& [pk, c] : pols) {
