@@ -39,8 +39,9 @@ std::string random_hex(std::size_t bytes) {
     return s;
 }
 
-// Write a file whole or not at all: a temporary name, fsync, rename.
-bool write_file(const std::string& path, const std::string& data, std::string& err) {
+// Write a file whole or not at all: a temporary name, fsync (`durable`), rename.
+bool write_file(const std::string& path, const std::string& data, std::string& err,
+                bool durable = true) {
     std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
@@ -59,7 +60,7 @@ bool write_file(const std::string& path, const std::string& data, std::string& e
         }
         off += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
         err = tmp + ": " + std::strerror(errno);
         ::unlink(tmp.c_str());
         return false;
@@ -117,7 +118,8 @@ UnixTime Reporter::backoff(int attempts) const {
     return std::min<UnixTime>(d, 4 * 3600);
 }
 
-bool Reporter::send_group(const Group& g, const std::string& dry_run_dir, RunSummary& sum) {
+bool Reporter::send_group(const Group& g, const std::vector<PolicyCounts>& policies,
+                          const std::string& dry_run_dir, RunSummary& sum) {
     Record rec = parse_record(g.record);
     if (!rec.valid) {
         log::warn("tlsrpt: no report: the _smtp._tls record is not usable",
@@ -159,7 +161,7 @@ bool Reporter::send_group(const Group& g, const std::string& dry_run_dir, RunSum
     }
     Submitter sub{cfg_.tlsrpt_organization_name, cfg_.tlsrpt_contact_info, submitter_};
     std::string id = report_id(g, uid, sub);
-    std::string body = report_json(g, store_->policies(g), sub, id);
+    std::string body = report_json(g, policies, sub, id);
     std::string gz = gzip(body);
     std::string fname = report_filename(g, uid, sub);
     std::string stem = fname.substr(0, fname.size() - 8);  // without ".json.gz"
@@ -174,7 +176,7 @@ bool Reporter::send_group(const Group& g, const std::string& dry_run_dir, RunSum
         std::string suffix = "." + std::to_string(index) + (mail ? ".eml" : ".json.gz");
         if (dry) {
             std::string err;
-            if (write_file(dry_run_dir + "/" + stem + suffix, payload, err)) {
+            if (write_file(dry_run_dir + "/" + stem + suffix, payload, err, false)) {
                 ++sum.written;
             } else {
                 log::error("tlsrpt: cannot write the dry-run file", {{"error", err}});
@@ -232,7 +234,9 @@ bool Reporter::send_group(const Group& g, const std::string& dry_run_dir, RunSum
 RunSummary Reporter::send_day(const std::string& day, const std::string& dry_run_dir) {
     RunSummary sum;
     if (!store_) return sum;
-    for (const auto& g : store_->groups(day)) send_group(g, dry_run_dir, sum);
+    store_->for_each_group(day, [&](const Group& g, std::vector<PolicyCounts>& pols) {
+        send_group(g, pols, dry_run_dir, sum);
+    });
     return sum;
 }
 
@@ -297,13 +301,13 @@ RunSummary Reporter::run() {
     for (const auto& day : store_->days()) {
         if (day >= today || day < oldest) continue;
         UnixTime end = day_start(day).value_or(0) + 86'400;
-        for (const auto& g : store_->groups(day)) {
+        store_->for_each_group(day, [&](const Group& g, std::vector<PolicyCounts>& pols) {
             UnixTime delay = cfg_.tlsrpt_max_delay_s > 0
                                  ? static_cast<UnixTime>(fnv(g.domain + "|" + g.record + "|" + day) %
                                                          static_cast<std::uint64_t>(cfg_.tlsrpt_max_delay_s))
                                  : 0;
-            if (now >= end + delay) send_group(g, {}, sum);
-        }
+            if (now >= end + delay) send_group(g, pols, {}, sum);
+        });
     }
     RunSummary f = flush(false);
     sum.delivered += f.delivered;

@@ -48,7 +48,8 @@ class Reporter {
     std::map<std::string, std::int64_t> stats();
 
   private:
-    bool send_group(const Group& g, const std::string& dry_run_dir, RunSummary& sum);
+    bool send_group(const Group& g, const std::vector<PolicyCounts>& policies,
+                    const std::string& dry_run_dir, RunSummary& sum);
     void retry(Delivery d, RunSummary& sum);
     UnixTime backoff(int attempts) const;
 

@@ -44,31 +44,43 @@ class Stmt {
         if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
             throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
         s_.reset(s);
+        raw_ = s;
     }
+    // A statement the store keeps prepared: borrowed, reset when done.
+    explicit Stmt(sqlite3_stmt* borrowed) : raw_(borrowed) {}
+    ~Stmt() {
+        if (!s_ && raw_) {
+            sqlite3_reset(raw_);
+            sqlite3_clear_bindings(raw_);
+        }
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
     Stmt& text(int i, const std::string& v) {
-        sqlite3_bind_text(s_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(raw_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
         return *this;
     }
     Stmt& num(int i, std::int64_t v) {
-        sqlite3_bind_int64(s_.get(), i, v);
+        sqlite3_bind_int64(raw_, i, v);
         return *this;
     }
-    bool row() { return sqlite3_step(s_.get()) == SQLITE_ROW; }
-    int step() { return sqlite3_step(s_.get()); }
+    bool row() { return sqlite3_step(raw_) == SQLITE_ROW; }
+    int step() { return sqlite3_step(raw_); }
     void reset() {
-        sqlite3_reset(s_.get());
-        sqlite3_clear_bindings(s_.get());
+        sqlite3_reset(raw_);
+        sqlite3_clear_bindings(raw_);
     }
     std::string col_text(int i) {
-        const unsigned char* p = sqlite3_column_text(s_.get(), i);
+        const unsigned char* p = sqlite3_column_text(raw_, i);
         return p ? std::string(reinterpret_cast<const char*>(p),
-                               static_cast<std::size_t>(sqlite3_column_bytes(s_.get(), i)))
+                               static_cast<std::size_t>(sqlite3_column_bytes(raw_, i)))
                  : std::string();
     }
-    std::int64_t col_num(int i) { return sqlite3_column_int64(s_.get(), i); }
+    std::int64_t col_num(int i) { return sqlite3_column_int64(raw_, i); }
 
   private:
     SqliteStmtPtr s_;
+    sqlite3_stmt* raw_ = nullptr;
 };
 
 bool exec(sqlite3* db, const char* sql, std::string* err = nullptr) {
@@ -233,6 +245,61 @@ bool Store::apply(const Batch& b, std::string& err) {
     return true;
 }
 
+sqlite3_stmt* Store::cached(const char* sql) {
+    auto& slot = stmts_[sql];
+    if (!slot) {
+        sqlite3_stmt* st = nullptr;
+        if (sqlite3_prepare_v2(db_.get(), sql, -1, &st, nullptr) != SQLITE_OK)
+            throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db_.get()));
+        slot.reset(st);
+    }
+    return slot.get();
+}
+
+void Store::for_each_group(
+    const std::string& day,
+    const std::function<void(const Group&, std::vector<PolicyCounts>&)>& fn) {
+    Stmt r(db_.get(),
+           "SELECT domain, record, policy, success, failure FROM results WHERE day = ?1 "
+           "ORDER BY domain, record, policy");
+    Stmt f(db_.get(),
+           "SELECT domain, record, policy, detail, sessions FROM failures WHERE day = ?1 "
+           "ORDER BY domain, record, policy, detail");
+    r.text(1, day);
+    f.text(1, day);
+    bool fhave = f.row();
+    Group cur{day, {}, {}};
+    std::vector<PolicyCounts> pols;
+    bool open = false;
+    while (r.row()) {
+        std::string domain = r.col_text(0), record = r.col_text(1), key = r.col_text(2);
+        if (open && (domain != cur.domain || record != cur.record)) {
+            fn(cur, pols);
+            pols.clear();
+        }
+        cur.domain = domain;
+        cur.record = record;
+        open = true;
+        PolicyCounts pc;
+        bool ok = policy_from_key(key, pc.policy);
+        pc.success = r.col_num(3);
+        pc.failure = r.col_num(4);
+        // Failures sort the same way: skip those before this policy, take those of it.
+        auto fkey = [&] {
+            return std::make_tuple(f.col_text(0), f.col_text(1), f.col_text(2));
+        };
+        auto mine = std::make_tuple(domain, record, key);
+        while (fhave && fkey() < mine) fhave = f.row();
+        while (fhave && fkey() == mine) {
+            FailureDetail d;
+            if (detail_from_key(f.col_text(3), d)) pc.details.emplace_back(d, f.col_num(4));
+            fhave = f.row();
+        }
+        if (ok) pols.push_back(std::move(pc));
+    }
+    if (open) fn(cur, pols);
+}
+
 std::map<std::string, std::int64_t> Store::counters() {
     std::map<std::string, std::int64_t> out;
     Stmt s(db_.get(), "SELECT name, value FROM counters");
@@ -283,34 +350,34 @@ std::vector<PolicyCounts> Store::policies(const Group& g) {
 }
 
 std::optional<std::string> Store::report_uid(const Group& g) {
-    Stmt s(db_.get(), "SELECT uid FROM reports WHERE day = ?1 AND domain = ?2 AND record = ?3");
+    Stmt s(cached("SELECT uid FROM reports WHERE day = ?1 AND domain = ?2 AND record = ?3"));
     s.text(1, g.day).text(2, g.domain).text(3, g.record);
     if (s.row()) return s.col_text(0);
     return std::nullopt;
 }
 
 bool Store::set_report_uid(const Group& g, const std::string& uid, UnixTime now) {
-    Stmt s(db_.get(),
-           "INSERT OR IGNORE INTO reports(day, domain, record, uid, created) VALUES (?1, ?2, ?3, "
-           "?4, ?5)");
+    Stmt s(cached(
+        "INSERT OR IGNORE INTO reports(day, domain, record, uid, created) VALUES (?1, ?2, ?3, "
+        "?4, ?5)"));
     s.text(1, g.day).text(2, g.domain).text(3, g.record).text(4, uid).num(5, now);
     return s.step() == SQLITE_DONE;
 }
 
 std::optional<Delivery> Store::delivery(const Group& g, const std::string& destination) {
-    std::string sql = std::string("SELECT ") + kDeliveryCols +
-                      " FROM deliveries WHERE day = ?1 AND domain = ?2 AND record = ?3 AND "
-                      "destination = ?4";
-    Stmt s(db_.get(), sql.c_str());
+    static const std::string sql = std::string("SELECT ") + kDeliveryCols +
+                                   " FROM deliveries WHERE day = ?1 AND domain = ?2 AND record = "
+                                   "?3 AND destination = ?4";
+    Stmt s(cached(sql.c_str()));
     s.text(1, g.day).text(2, g.domain).text(3, g.record).text(4, destination);
     if (s.row()) return read_delivery(s);
     return std::nullopt;
 }
 
 bool Store::add_delivery(const Delivery& d) {
-    Stmt s(db_.get(),
-           "INSERT INTO deliveries(day, domain, record, destination, state, attempts, first_try, "
-           "next_try, last_error, spool_file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    Stmt s(cached(
+        "INSERT INTO deliveries(day, domain, record, destination, state, attempts, first_try, "
+        "next_try, last_error, spool_file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
     s.text(1, d.day).text(2, d.domain).text(3, d.record).text(4, d.destination).text(5, d.state);
     s.num(6, d.attempts).num(7, d.first_try).num(8, d.next_try).text(9, d.last_error);
     s.text(10, d.spool_file);
