@@ -9,7 +9,6 @@ Usage: test_tlsrpt_tools.py
 """
 
 import base64
-import copy
 import gzip
 import json
 import os
