@@ -208,8 +208,11 @@ class Cli:
         self.binary, self.conf = binary, conf
 
     def run(self, *args, timeout=120):
-        p = subprocess.run([self.binary, "--config", self.conf, "tlsrpt", *args],
-                           capture_output=True, text=True, timeout=timeout)
+        cmd = [self.binary, "--config", self.conf, "tlsrpt", *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        # Kept where the fixture's cleanup looks for sanitizer reports (*.log).
+        with open(os.path.join(os.path.dirname(self.conf), "cli.log"), "a") as f:
+            f.write(f"$ {shlex.join(cmd)}\n{p.stdout}{p.stderr}exit {p.returncode}\n")
         return p.returncode, p.stdout + p.stderr
 
     def stats(self):

@@ -93,9 +93,19 @@ def main():
     r = report(); r["policies"] = []; bad["no policies"] = r
     r = report(); del r["policies"][0]["policy"]["policy-string"]; bad["no policy-string"] = r
     r = report(); r["policies"][0]["policy"]["policy-domain"] = "other.test"; bad["wrong policy-domain"] = r
+    names = {"end-datetime wrong": "end-datetime", "start on another day": "start-datetime",
+             "mx-host a string (erratum 6241)": "mx-host", "policy-type dane": "policy-type",
+             "negative count": "total-failure-session-count",
+             "float count": "total-successful-session-count",
+             "failed-session-count 0": "failed-session-count",
+             "unknown result-type": "result-type", "receiving-ip a number": "receiving-ip",
+             "no contact-info": "contact-info", "report-id a number": "report-id",
+             "no policies": "policies", "no policy-string": "policy-string",
+             "wrong policy-domain": "policy-domain"}
     for what, r in bad.items():
         probs = tt.check_report(r, day=DAY, submitter=SUB, policy_domain=DOM)
-        t.ok(probs, f"report with {what}: caught", "no problem reported")
+        t.ok(len(probs) == 1 and names[what] in probs[0], f"report with {what}: caught",
+             f"want one problem naming {names[what]!r}, got {probs!r}")
     good = json.dumps(report())
     raw_bad = {
         "duplicate key": good.replace('"contact-info"', '"report-id": "a@b", "contact-info"', 1).encode(),
@@ -106,8 +116,13 @@ def main():
         "lone surrogate escape": good.replace("Example Org", "Example \\ud800 Org").encode(),
         "not JSON": b"{" + good.encode(),
     }
+    says = {"duplicate key": "duplicate key", "invalid UTF-8": "UTF-8",
+            "integer beyond 2**53-1": "2**53-1", "NaN": "NaN", "lone surrogate escape": "surrogate",
+            "not JSON": "not I-JSON"}
     for what, data in raw_bad.items():
-        t.ok(tt.check_report(data, day=DAY), f"report JSON with {what}: caught", "no problem reported")
+        probs = tt.check_report(data, day=DAY)
+        t.ok(probs and says[what] in probs[0], f"report JSON with {what}: caught",
+             f"want a problem saying {says[what]!r}, got {probs!r}")
 
     # --- check_mail ---------------------------------------------------------------------------
     probs, rep, fname = tt.check_mail(mail(), report_domain=DOM, submitter=SUB, to="rua@b.test")
@@ -134,9 +149,20 @@ def main():
         "first part text/html": dict(first_type="text/html"),
         "a line over 998 octets": dict(long_line=True),
     }
+    # What the (first) problem must say: the checker fails for the reason given.
+    says = {"':' in the Report-ID": "not a msg-id", "Report-ID without brackets": "not a msg-id",
+            "Report-ID other than report-id": "differs from the Subject",
+            "no TLS-Required": "TLS-Required", "TLS-Required: Yes": "TLS-Required",
+            "report-type=disposition-notification": "report-type",
+            "end-datetime wrong": "end-datetime", "file name without unique id": "file name",
+            "file name begin not midnight": "start of a UTC day",
+            "file name end a week later": "file name end",
+            "file name of another domain": "file name policy domain",
+            "first part text/html": "first part", "a line over 998 octets": "> 998"}
     for what, kw in broken.items():
         probs, _, _ = tt.check_mail(mail(**kw), report_domain=DOM, submitter=SUB)
-        t.ok(probs, f"mail with {what}: caught", "no problem reported")
+        t.ok(probs and says[what] in probs[0], f"mail with {what}: caught",
+             f"want a problem saying {says[what]!r}, got {probs!r}")
     m = mail()
     variants = {
         "mixed line endings": m.replace(b"TLS-Report-Domain: b.test\r\n", b"TLS-Report-Domain: b.test\n"),
@@ -149,9 +175,13 @@ def main():
                                           b"Content-Type: application/tlsrpt+json"),
         "Message-ID with ':'": m.replace(b"Message-ID: <x1.", b"Message-ID: <x:1."),
     }
+    says = {"mixed line endings": "mixed line endings", "no Auto-Submitted": "Auto-Submitted",
+            "no Date": "Date", "two To": "To", "wrong TLS-Report-Submitter": "TLS-Report-Submitter",
+            "report part not gzip": "application/tlsrpt+gzip", "Message-ID with ':'": "Message-ID"}
     for what, data in variants.items():
         probs, _, _ = tt.check_mail(data, report_domain=DOM, submitter=SUB, to="rua@b.test")
-        t.ok(probs, f"mail with {what}: caught", "no problem reported")
+        t.ok(probs and says[what] in probs[0], f"mail with {what}: caught",
+             f"want a problem saying {says[what]!r}, got {probs!r}")
     probs, _, _ = tt.check_mail(m, report_domain=DOM, submitter=SUB, to="tls+rpt@b.test")
     t.ok(probs, "mail to another address than expected: caught")
 
