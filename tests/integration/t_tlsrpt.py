@@ -17,8 +17,9 @@ Expectations encoded here:
   in datagrams_received and not in datagrams_invalid.
 - datagrams_received counts every datagram read from the socket, well-formed or not;
   datagrams_invalid those rejected as malformed (not JSON, not an object, dpv other than
-  "1", no d, no policies, invalid UTF-8, larger than libtlsrpt ever sends). Nothing of a
-  malformed datagram reaches a report.
+  "1", no d, no policies, invalid UTF-8, and a well-formed one of 70,000 bytes: above the
+  collector's size limit, although libtlsrpt sets none and sys4's collector reads up to
+  16 MiB). Nothing of a malformed datagram reaches a report.
 - Failure code 206 is not sent: libtlsrpt 0.5.x defines none (201-205, 301-306), and RFC
   8460 has no twelfth result type for it to map to. A `t` that disagrees with the number of
   failure details is not sent either: the expectation would be a guess.
