@@ -367,7 +367,9 @@ def run(t, w, d, day, cli, daemon, log_path, sock_path, maildir, httpsdir, dry):
          tail(os.path.join(d, "https_sink.log")))
 
     rc, st, out = cli.stats()
-    if not t.ok(rc == 0 and "datagrams_received" in st, "strictmx tlsrpt stats works",
+    keys = ("datagrams_received", "datagrams_invalid", "deliveries_pending", "reports_delivered")
+    if not t.ok(rc == 0 and all(k in st for k in keys),
+                "strictmx tlsrpt stats works and prints " + ", ".join(keys),
                 f"exit {rc}: {out[-600:]!r} (is the 'tlsrpt' verb there?)"):
         return
     t.eq({k: st.get(k) for k in ("datagrams_received", "datagrams_invalid",
