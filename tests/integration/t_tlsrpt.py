@@ -454,6 +454,7 @@ def run(t, w, d, day, cli, daemon, log_path, sock_path, maildir, httpsdir, dry):
         probs, rep, fname = tt.check_mail(raw, report_domain=group[0], submitter=submitter,
                                           day=day, to=to[0])
         t.eq(probs, [], f"dry run {f}.1.eml: RFC 8460 report mail")
+        check_never_seen(json.dumps(rep, ensure_ascii=False).encode(), f"report in dry run {f}.1.eml")
         t.eq(fname, f + ".json.gz", f"dry run {f}.1.eml: attachment named {f}.json.gz")
         check_counts(rep, group, f"dry run {f}.1.eml")
         wanted = {(i, "eml" if kind == "mailto" else "json.gz") for i, kind, _ in DESTINATIONS[group]}
@@ -498,6 +499,7 @@ def run(t, w, d, day, cli, daemon, log_path, sock_path, maildir, httpsdir, dry):
                                           day=day, to=to[0])
         t.eq(probs, [], f"mail {n} to {to[0]}: RFC 8460 report mail")
         check_counts(rep, group, f"mail {n} to {to[0]}")
+        check_never_seen(json.dumps(rep, ensure_ascii=False).encode(), f"report in mail {n}")
         if rep:
             report_ids[group] = rep.get("report-id")
     t.eq(dict(got_to), {a: 1 for a in want_mails}, "send: one mail to every mailto rua")
