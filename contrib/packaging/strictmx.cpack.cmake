@@ -32,6 +32,11 @@ set(STRICTMX_PACKAGE_MAINTAINER "strictmx developers <dev@strictmx.invalid>" CAC
 
 install(FILES "${_strictmx_top}/systemd/strictmx-policyd.service"
         DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
+install(FILES "${_strictmx_top}/systemd/strictmx-tlsrpt.service"
+              "${_strictmx_top}/systemd/strictmx-tlsrpt.timer"
+        DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
+install(FILES "${_strictmx_top}/systemd/strictmx.sysctl"
+        DESTINATION "lib/sysctl.d" RENAME 50-strictmx.conf)
 install(FILES "${_strictmx_top}/systemd/strictmx.sysusers"
         DESTINATION "${STRICTMX_SYSUSERS_DIR}" RENAME strictmx.conf)
 install(FILES "${_strictmx_top}/systemd/strictmx.tmpfiles"
@@ -50,6 +55,7 @@ install(FILES "${_strictmx_top}/contrib/strictmx.toml"
 # Documentation, under share/doc/strictmx.
 set(_strictmx_docs
     "${_strictmx_top}/docs/cache-schema.md"
+    "${_strictmx_top}/docs/tlsrpt-schema.md"
     "${_strictmx_top}/contrib/postfix/main.cf.strictmx")
 if(EXISTS "${_strictmx_top}/README.md")
   list(APPEND _strictmx_docs "${_strictmx_top}/README.md")
@@ -125,7 +131,7 @@ set(CPACK_RPM_PACKAGE_REQUIRES "ca-certificates, systemd")
 set(CPACK_RPM_USER_FILELIST "%config(noreplace) ${STRICTMX_CONFIG_DIR}/strictmx.toml")
 # Directories that belong to the system, not to this package.
 list(APPEND CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
-     /usr/lib/systemd /usr/lib/systemd/system /usr/lib/sysusers.d /usr/lib/tmpfiles.d
+     /usr/lib/systemd /usr/lib/systemd/system /usr/lib/sysusers.d /usr/lib/tmpfiles.d /usr/lib/sysctl.d
      /usr/share/man/man1 /usr/share/man/man5 /usr/share/man/man8)
 set(CPACK_RPM_POST_INSTALL_SCRIPT_FILE "${_strictmx_pkg}/rpm/post.sh")
 set(CPACK_RPM_PRE_UNINSTALL_SCRIPT_FILE "${_strictmx_pkg}/rpm/preun.sh")

@@ -290,10 +290,6 @@ const std::vector<Setting>& table() {
                 "SO_RCVBUFFORCE): absorbs bursts while outcomes are written."),
             INT("tlsrpt", "commit_interval_ms", tlsrpt_commit_interval_ms, 10, 60'000,
                 "Outcomes are aggregated in memory and written in one transaction this often."),
-            BOOL("tlsrpt", "own_failures", tlsrpt_own_failures,
-                 "Record the daemon's own policy failures (MTA-STS policy fetch errors and "
-                 "invalid policies, DNSSEC bogus, unusable TLSA) for domains that publish "
-                 "_smtp._tls; see strictmx-policyd(8) for which sessions this counts."),
             FAILURE("dns_timeout", dns_timeout,
                     "Answer when a DNS query needed for a decision times out."),
             FAILURE("dns_servfail", dns_servfail,
@@ -615,6 +611,25 @@ std::vector<std::string> check_usable(const Config& c) {
     };
     readable_file("resolver.trust_anchor_file", c.trust_anchor_file);
     readable_file("https.ca_file", c.ca_file);
+    readable_file("tlsrpt.https_ca_file", c.tlsrpt_https_ca_file);
+    if (!c.tlsrpt_socket.empty()) {
+        std::string dir = c.tlsrpt_socket.substr(0, c.tlsrpt_socket.rfind('/'));
+        struct stat st {};
+        if (dir.empty()) dir = "/";
+        if (c.tlsrpt_socket.find('/') == std::string::npos || ::stat(dir.c_str(), &st) != 0 ||
+            !S_ISDIR(st.st_mode))
+            problems.push_back("tlsrpt.socket = \"" + c.tlsrpt_socket +
+                               "\": directory " + dir + " does not exist (give an absolute path)");
+        if (!c.tlsrpt_socket_group.empty() && !::getgrnam(c.tlsrpt_socket_group.c_str()))
+            problems.push_back("tlsrpt.socket_group = \"" + c.tlsrpt_socket_group +
+                               "\": no such group");
+    }
+    if (!c.tlsrpt_sendmail.empty()) {
+        std::string prog = c.tlsrpt_sendmail.substr(0, c.tlsrpt_sendmail.find(' '));
+        if (!c.tlsrpt_contact_info.empty() && ::access(prog.c_str(), X_OK) != 0)
+            problems.push_back("tlsrpt.sendmail = \"" + c.tlsrpt_sendmail + "\": " + prog +
+                               " is not executable: " + std::strerror(errno));
+    }
     if (readable_file("resolver.unbound_config", c.unbound_config)) {
         // What libunbound itself says of the file, with the key it came from.
         ub_ctx* ctx = ub_ctx_create();

@@ -84,7 +84,6 @@ struct Config {
     int tlsrpt_retry_for_s = 86'400;    // failed deliveries are retried this long
     int tlsrpt_receive_buffer = 8 << 20;
     int tlsrpt_commit_interval_ms = 1000;
-    bool tlsrpt_own_failures = true;    // record the daemon's own policy failures
     // [[listen]]
     std::vector<Listen> listen;
 };

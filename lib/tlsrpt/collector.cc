@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -69,6 +70,16 @@ Collector::Collector(const config::Config& c, const Clock& clock)
                   {{"configured", std::to_string(want)}, {"granted", std::to_string(got / 2)}});
     int one = 1;
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    // What bounds a burst is the kernel's queue per unix datagram socket; libtlsrpt drops a
+    // datagram when it is full.
+    if (std::FILE* f = std::fopen("/proc/sys/net/unix/max_dgram_qlen", "r")) {
+        int qlen = 0;
+        if (std::fscanf(f, "%d", &qlen) == 1 && qlen < 128)
+            log::warn("tlsrpt: net.unix.max_dgram_qlen is low: bursts of TLS outcomes are lost at "
+                      "the sender (set 512, /usr/lib/sysctl.d/50-strictmx.conf)",
+                      {{"max_dgram_qlen", std::to_string(qlen)}});
+        std::fclose(f);
+    }
 }
 
 Collector::~Collector() {
