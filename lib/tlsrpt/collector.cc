@@ -218,7 +218,6 @@ void Collector::reader() {
     while (!stop_.load()) {
         pollfd pfd{fd_.get(), POLLIN, 0};
         if (::poll(&pfd, 1, 100) <= 0) continue;
-        std::size_t bytes = 0;
         for (int k = 0; k < 256; ++k) {
             iovec iov{buf.data(), buf.size()};
             msghdr msg{};
@@ -245,7 +244,6 @@ void Collector::reader() {
             Raw r;
             r.real = real;
             if (real <= kMaxDatagram) r.bytes.assign(buf.data(), have);
-            bytes += r.bytes.size();
             got.push_back(std::move(r));
         }
         if (got.empty()) continue;

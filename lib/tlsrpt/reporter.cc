@@ -104,7 +104,7 @@ std::string spool_path(const config::Config& c) {
 }
 
 Reporter::Reporter(const config::Config& c, const Clock& clock, bool read_only)
-    : cfg_(c), clock_(clock), read_only_(read_only) {
+    : cfg_(c), clock_(clock) {
     submitter_ = submitter_domain(c.tlsrpt_contact_info);
     std::string path = db_path(c);
     struct stat st {};

@@ -57,7 +57,6 @@ class Reporter {
     const Clock& clock_;
     std::unique_ptr<Store> store_;  // null: no store yet (nothing collected)
     std::string submitter_;
-    bool read_only_;
 };
 
 }  // namespace strictmx::tlsrpt
