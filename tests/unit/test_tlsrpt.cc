@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 
 #include "tlsrpt/datagram.hh"
 #include "tlsrpt/record.hh"
 #include "tlsrpt/report.hh"
+#include "tlsrpt/reporter.hh"
 #include "tlsrpt/store.hh"
 
 using namespace strictmx::tlsrpt;
@@ -300,4 +302,110 @@ TEST_CASE("tlsrpt days", "[tlsrpt]") {
     CHECK(submitter_domain("tlsrpt@Sender.Example") == "sender.example");
     CHECK(submitter_domain("mailto:a@b.example") == "b.example");
     CHECK(submitter_domain("no domain") == "");
+}
+
+TEST_CASE("tlsrpt reporter: queued, retried with backoff, given up after retry_for_s",
+          "[tlsrpt]") {
+    char tmpl[] = "/tmp/strictmx-reporter-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string dir = tmpl;
+    strictmx::config::Config c = strictmx::config::defaults(dir);
+    c.tlsrpt_organization_name = "Example Org";
+    c.tlsrpt_contact_info = "tlsrpt@sender.example";
+    c.tlsrpt_sender_address = "noreply@sender.example";
+    c.tlsrpt_sendmail = "/bin/false";
+    c.tlsrpt_retry_for_s = 3600;
+    strictmx::ManualClock clock(1796515200 + 3600);  // 2026-12-06 01:00 UTC
+    {
+        auto store = Store::open(db_path(c));
+        Batch b;
+        Session s;
+        s.domain = "example.com";
+        s.record = "v=TLSRPTv1; rua=mailto:a@example.com,mailto:b@example.com,ftp://x/";
+        PolicyOutcome p;
+        p.domain = "example.com";
+        s.policies = {p};
+        b.add("2026-12-05", s);
+        Session bad = s;
+        bad.domain = "bad.example";
+        bad.record = "v=TLSRPTv2; rua=mailto:a@bad.example";
+        b.add("2026-12-05", bad);
+        std::string err;
+        REQUIRE(store->apply(b, err));
+    }
+    Reporter r(c, clock);
+    auto s1 = r.send_day("2026-12-05");
+    CHECK(s1.reports == 1);  // the v=TLSRPTv2 record gets none
+    CHECK(s1.queued == 2);
+    CHECK(s1.delivered == 0);
+    CHECK(r.stats()["deliveries_pending"] == 2);
+    auto again = r.send_day("2026-12-05");
+    CHECK(again.skipped == 2);  // queued ones are flush's work, never sent twice
+    CHECK(again.queued == 0);
+
+    // Not due yet: run() leaves them; flush(true) tries them now and they fail again.
+    clock.advance(60);
+    CHECK(r.flush(false).queued == 0);
+    CHECK(r.flush(true).queued == 2);
+    // Past retry_for_s: given up, spool files removed.
+    clock.advance(4000);
+    auto s3 = r.flush(true);
+    CHECK(s3.gave_up == 2);
+    CHECK(r.stats()["deliveries_failed"] == 2);
+    CHECK(r.stats()["deliveries_pending"] == 0);
+
+    // A later day with a working sendmail: delivered once, not again.
+    c.tlsrpt_sendmail = "/bin/true";
+    {
+        auto store = Store::open(db_path(c));
+        Batch b;
+        Session s;
+        s.domain = "example.com";
+        s.record = "v=TLSRPTv1; rua=mailto:a@example.com";
+        PolicyOutcome p;
+        p.domain = "example.com";
+        s.policies = {p};
+        b.add("2026-12-06", s);
+        std::string err;
+        REQUIRE(store->apply(b, err));
+    }
+    Reporter r2(c, clock);
+    CHECK(r2.send_day("2026-12-06").delivered == 1);
+    CHECK(r2.send_day("2026-12-06").delivered == 0);
+    CHECK(r2.stats()["reports_delivered"] == 1);
+    std::string cmd = "rm -rf '" + dir + "'";
+    CHECK(std::system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("tlsrpt reporter: run() waits for the day's end and its random delay", "[tlsrpt]") {
+    char tmpl[] = "/tmp/strictmx-reporter-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string dir = tmpl;
+    strictmx::config::Config c = strictmx::config::defaults(dir);
+    c.tlsrpt_organization_name = "Example Org";
+    c.tlsrpt_contact_info = "tlsrpt@sender.example";
+    c.tlsrpt_sender_address = "noreply@sender.example";
+    c.tlsrpt_sendmail = "/bin/true";
+    c.tlsrpt_max_delay_s = 3600;
+    strictmx::ManualClock clock(1796515200 - 60);  // 2026-12-05 23:59 UTC
+    {
+        auto store = Store::open(db_path(c));
+        Batch b;
+        Session s;
+        s.domain = "example.com";
+        s.record = "v=TLSRPTv1; rua=mailto:a@example.com";
+        PolicyOutcome p;
+        p.domain = "example.com";
+        s.policies = {p};
+        b.add("2026-12-05", s);
+        std::string err;
+        REQUIRE(store->apply(b, err));
+    }
+    Reporter r(c, clock);
+    CHECK(r.run().delivered == 0);  // the day has not ended
+    clock.advance(60 + 3600);       // past the end and any delay
+    CHECK(r.run().delivered == 1);
+    CHECK(r.run().delivered == 0);
+    std::string cmd = "rm -rf '" + dir + "'";
+    CHECK(std::system(cmd.c_str()) == 0);
 }
