@@ -2,6 +2,8 @@
 // strictmx: the operator's tool. `strictmx query DOMAIN` explains a decision in words: the
 // key, the cache state, each DNS record and the policy text, and the answer of each profile.
 #include <event2/event.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -177,6 +179,13 @@ int tlsrpt_cmd(const config::Config& cfg, const std::vector<std::string>& args) 
     }
     SystemClock clock;
     const std::string& verb = args[0];
+    // As root, act as the owner of the store (the daemon's user): files created now (the
+    // WAL, the spool) must stay writable for the daemon and the timer's service.
+    struct stat st {};
+    if (::geteuid() == 0 && ::stat(tlsrpt::db_path(cfg).c_str(), &st) == 0 && st.st_uid != 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(st.st_gid) != 0 || ::setuid(st.st_uid) != 0)
+            throw std::runtime_error("cannot change to the owner of " + tlsrpt::db_path(cfg));
+    }
     if (verb == "stats" && args.size() == 1) {
         tlsrpt::Reporter r(cfg, clock, true);
         for (const auto& [k, v] : r.stats()) std::printf("%s=%lld\n", k.c_str(), (long long)v);

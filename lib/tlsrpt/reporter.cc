@@ -107,8 +107,10 @@ Reporter::Reporter(const config::Config& c, const Clock& clock, bool read_only)
     : cfg_(c), clock_(clock) {
     submitter_ = submitter_domain(c.tlsrpt_contact_info);
     std::string path = db_path(c);
+    // No store yet: nothing was collected. It is not created here (the daemon creates it,
+    // as its own user).
     struct stat st {};
-    if (read_only && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) return;
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return;
     store_ = Store::open(path, read_only);
 }
 
