@@ -59,6 +59,8 @@ std::string to_alabel(std::string_view name) {
         if (c >= 0x80) ascii = false;
     }
     if (ascii) return to_lower(name);
+    // libidn2 reads a C string: a NUL would make it convert only the part before it.
+    if (name.find('\0') != std::string_view::npos) return {};
     std::string in(name);
     char* out = nullptr;
     int rc =

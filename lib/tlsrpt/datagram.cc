@@ -32,6 +32,9 @@ std::string FailureDetail::*const kDetailFields[] = {
 
 // Domain names from the MTA: lowercase A-labels, no trailing dot, valid host names.
 bool normalize_domain(std::string_view in, std::string& out) {
+    // No NUL, blank or control byte: libidn2 takes a C string and would read a prefix.
+    for (unsigned char c : in)
+        if (c <= 0x20 || c == 0x7f) return false;
     std::string s = to_lower(in);
     if (!s.empty() && s.back() == '.') s.pop_back();
     if (s.empty() || s.size() > 253) return false;

@@ -45,3 +45,9 @@ TEST_CASE("host names") {
     CHECK_FALSE(is_hostname(std::string(64, 'a') + ".example"));
     CHECK(is_hostname(std::string(63, 'a') + ".example"));
 }
+
+TEST_CASE("to_alabel refuses a name with a NUL instead of converting a prefix", "[name]") {
+    using namespace std::string_literals;
+    CHECK(strictmx::dns::to_alabel("caf\xc3\xa9.example\0.evil"s) == "");
+    CHECK(strictmx::dns::to_alabel("caf\xc3\xa9.example") == "xn--caf-dma.example");
+}

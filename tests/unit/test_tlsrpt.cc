@@ -42,6 +42,41 @@ const std::string kNoPolicy =
     R"({"dpv": "1","d": "Company-Y.Example.","pr": "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example",)"
     R"("policies":[{"policy-type":9,"t":0,"f":0}]})";
 
+
+// A configuration for the reporter tests, in a fresh directory, and one day's outcome for
+// `domain` with `record` in its store.
+struct ReporterFixture {
+    std::string dir;
+    strictmx::config::Config c;
+    ReporterFixture() {
+        char tmpl[] = "/tmp/strictmx-reporter-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl));
+        dir = tmpl;
+        c = strictmx::config::defaults(dir);
+        c.tlsrpt_organization_name = "Example Org";
+        c.tlsrpt_contact_info = "tlsrpt@sender.example";
+        c.tlsrpt_sender_address = "noreply@sender.example";
+        c.tlsrpt_sendmail = "/bin/true";
+    }
+    ~ReporterFixture() {
+        std::string cmd = "rm -rf '" + dir + "'";
+        CHECK(std::system(cmd.c_str()) == 0);
+    }
+    void add(const std::string& day, const std::string& domain, const std::string& record) {
+        auto store = Store::open(db_path(c));
+        Batch b;
+        Session s;
+        s.domain = domain;
+        s.record = record;
+        PolicyOutcome p;
+        p.domain = domain;
+        s.policies = {p};
+        b.add(day, s);
+        std::string err;
+        REQUIRE(store->apply(b, err));
+    }
+};
+
 }  // namespace
 
 TEST_CASE("tlsrpt record: the grammar's variants", "[tlsrpt]") {
@@ -306,34 +341,14 @@ TEST_CASE("tlsrpt days", "[tlsrpt]") {
 
 TEST_CASE("tlsrpt reporter: queued, retried with backoff, given up after retry_for_s",
           "[tlsrpt]") {
-    char tmpl[] = "/tmp/strictmx-reporter-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    std::string dir = tmpl;
-    strictmx::config::Config c = strictmx::config::defaults(dir);
-    c.tlsrpt_organization_name = "Example Org";
-    c.tlsrpt_contact_info = "tlsrpt@sender.example";
-    c.tlsrpt_sender_address = "noreply@sender.example";
-    c.tlsrpt_sendmail = "/bin/false";
-    c.tlsrpt_retry_for_s = 3600;
+    ReporterFixture f;
+    f.c.tlsrpt_sendmail = "/bin/false";
+    f.c.tlsrpt_retry_for_s = 3600;
     strictmx::ManualClock clock(1796515200 + 3600);  // 2026-12-06 01:00 UTC
-    {
-        auto store = Store::open(db_path(c));
-        Batch b;
-        Session s;
-        s.domain = "example.com";
-        s.record = "v=TLSRPTv1; rua=mailto:a@example.com,mailto:b@example.com,ftp://x/";
-        PolicyOutcome p;
-        p.domain = "example.com";
-        s.policies = {p};
-        b.add("2026-12-05", s);
-        Session bad = s;
-        bad.domain = "bad.example";
-        bad.record = "v=TLSRPTv2; rua=mailto:a@bad.example";
-        b.add("2026-12-05", bad);
-        std::string err;
-        REQUIRE(store->apply(b, err));
-    }
-    Reporter r(c, clock);
+    f.add("2026-12-05", "example.com",
+          "v=TLSRPTv1; rua=mailto:a@example.com,mailto:b@example.com,ftp://x/");
+    f.add("2026-12-05", "bad.example", "v=TLSRPTv2; rua=mailto:a@bad.example");
+    Reporter r(f.c, clock);
     auto s1 = r.send_day("2026-12-05");
     CHECK(s1.reports == 1);  // the v=TLSRPTv2 record gets none
     CHECK(s1.queued == 2);
@@ -343,7 +358,7 @@ TEST_CASE("tlsrpt reporter: queued, retried with backoff, given up after retry_f
     CHECK(again.skipped == 2);  // queued ones are flush's work, never sent twice
     CHECK(again.queued == 0);
 
-    // Not due yet: run() leaves them; flush(true) tries them now and they fail again.
+    // Not due yet: flush(false) leaves them; flush(true) tries them now and they fail again.
     clock.advance(60);
     CHECK(r.flush(false).queued == 0);
     CHECK(r.flush(true).queued == 2);
@@ -355,57 +370,92 @@ TEST_CASE("tlsrpt reporter: queued, retried with backoff, given up after retry_f
     CHECK(r.stats()["deliveries_pending"] == 0);
 
     // A later day with a working sendmail: delivered once, not again.
-    c.tlsrpt_sendmail = "/bin/true";
-    {
-        auto store = Store::open(db_path(c));
-        Batch b;
-        Session s;
-        s.domain = "example.com";
-        s.record = "v=TLSRPTv1; rua=mailto:a@example.com";
-        PolicyOutcome p;
-        p.domain = "example.com";
-        s.policies = {p};
-        b.add("2026-12-06", s);
-        std::string err;
-        REQUIRE(store->apply(b, err));
-    }
-    Reporter r2(c, clock);
+    f.c.tlsrpt_sendmail = "/bin/true";
+    f.add("2026-12-06", "example.com", "v=TLSRPTv1; rua=mailto:a@example.com");
+    Reporter r2(f.c, clock);
     CHECK(r2.send_day("2026-12-06").delivered == 1);
     CHECK(r2.send_day("2026-12-06").delivered == 0);
     CHECK(r2.stats()["reports_delivered"] == 1);
-    std::string cmd = "rm -rf '" + dir + "'";
-    CHECK(std::system(cmd.c_str()) == 0);
 }
 
 TEST_CASE("tlsrpt reporter: run() waits for the day's end and its random delay", "[tlsrpt]") {
-    char tmpl[] = "/tmp/strictmx-reporter-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    std::string dir = tmpl;
-    strictmx::config::Config c = strictmx::config::defaults(dir);
-    c.tlsrpt_organization_name = "Example Org";
-    c.tlsrpt_contact_info = "tlsrpt@sender.example";
-    c.tlsrpt_sender_address = "noreply@sender.example";
-    c.tlsrpt_sendmail = "/bin/true";
-    c.tlsrpt_max_delay_s = 3600;
+    ReporterFixture f;
+    f.c.tlsrpt_max_delay_s = 3600;
     strictmx::ManualClock clock(1796515200 - 60);  // 2026-12-05 23:59 UTC
-    {
-        auto store = Store::open(db_path(c));
-        Batch b;
-        Session s;
-        s.domain = "example.com";
-        s.record = "v=TLSRPTv1; rua=mailto:a@example.com";
-        PolicyOutcome p;
-        p.domain = "example.com";
-        s.policies = {p};
-        b.add("2026-12-05", s);
-        std::string err;
-        REQUIRE(store->apply(b, err));
-    }
-    Reporter r(c, clock);
+    f.add("2026-12-05", "example.com", "v=TLSRPTv1; rua=mailto:a@example.com");
+    Reporter r(f.c, clock);
     CHECK(r.run().delivered == 0);  // the day has not ended
     clock.advance(60 + 3600);       // past the end and any delay
     CHECK(r.run().delivered == 1);
     CHECK(r.run().delivered == 0);
-    std::string cmd = "rm -rf '" + dir + "'";
-    CHECK(std::system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("tlsrpt: hostile bytes keep the report's and the mail's shape", "[tlsrpt]") {
+    // Policy text and failure details pass through as data: quotes, brackets, braces,
+    // separators, NUL, CR LF and 8-bit UTF-8 end up as the same strings in the JSON.
+    using namespace std::string_literals;
+    const std::vector<std::string> hostile = {
+        "\"}],\"policies\":[{\"x\":1", "{ policy_string = x }", "a=b:c,d;e", "nul\0byte"s,
+        "\r\nBcc: evil@attacker.example", "caf\xc3\xa9 \xf0\x9f\x94\x92"};
+    // JSON-escaped as libtlsrpt escapes them (control bytes as \uXXXX, 8-bit bytes raw).
+    std::string strings;
+    for (std::size_t i = 0; i < hostile.size(); ++i) strings += (i ? "," : "") + json(hostile[i]).dump();
+    std::string dg = R"({"dpv": "1","d": "example.com","pr": "v=TLSRPTv1; rua=mailto:r@example.com",)"
+                     R"("policies":[{"policy-type":2,"policy-domain": "example.com","policy-string":[)" +
+                     strings + R"(],"mx-host":["*.example.com"],"failure-details":[{"c":202,)"
+                     R"("a": "x\r\nBcc: evil@attacker.example","n": "mx}{,=:.example"}],"t":1,"f":1}]})";
+    auto p = parse_datagram(dg);
+    REQUIRE(p.reject == Reject::None);
+    Batch b;
+    b.add("2026-12-05", p.session);
+    REQUIRE(b.groups.size() == 1);
+    std::vector<PolicyCounts> pcs;
+    for (const auto& [pk, c] : b.groups.begin()->second) {
+        PolicyCounts pc;
+        REQUIRE(policy_from_key(pk, pc.policy));
+        pc.failure = c.failure;
+        for (const auto& [dk, n] : c.details) {
+            FailureDetail d;
+            REQUIRE(detail_from_key(dk, d));
+            pc.details.emplace_back(d, n);
+        }
+        pcs.push_back(pc);
+    }
+    Group g{"2026-12-05", "example.com", p.session.record};
+    Submitter sub{"Org", "r@s.example", "s.example"};
+    auto j = json::parse(report_json(g, pcs, sub, "id@s.example"));
+    REQUIRE(j["policies"].size() == 1);
+    auto got = j["policies"][0]["policy"]["policy-string"].get<std::vector<std::string>>();
+    REQUIRE(got.size() == hostile.size());
+    CHECK(got == hostile);
+    CHECK(j["policies"][0]["failure-details"][0]["additional-information"] ==
+          "x\r\nBcc: evil@attacker.example");
+    CHECK(j.size() == 5);  // no member added from the data
+
+    // The mail carries the report only inside base64: no header can come from the data.
+    std::string gz = gzip(j.dump());
+    std::string m = report_mail(g, "id@s.example", "f.json.gz", gz, sub, "n@s.example",
+                                "r@example.com", 0, "b");
+    CHECK(m.find("Bcc") == std::string::npos);
+
+    // Names with those bytes never pass: d, policy-domain.
+    for (const char* d : {"a=b.example", "a:b.example", "a b.example", "a,b.example",
+                          "{a}.example", "a\\u0000b.example", "caf\xc3\xa9.example\\u0000"}) {
+        std::string bad = std::string(R"({"dpv": "1","d": ")") + d +
+                          R"(","pr": "","policies":[{"policy-type":9,"t":0,"f":0}]})";
+        INFO(bad);
+        CHECK(parse_datagram(bad).reject == Reject::BadField);
+        std::string badpd = R"({"dpv": "1","d": "x.example","pr": "","policies":[{"policy-type":1,)"
+                            R"("policy-domain": ")" + std::string(d) + R"(","t":0,"f":0}]})";
+        CHECK(parse_datagram(badpd).reject == Reject::BadField);
+    }
+    // Record URIs: control bytes, once decoded, are refused; nothing reaches sendmail's
+    // argument list or a header but a checked address.
+    CHECK_FALSE(parse_record("v=TLSRPTv1; rua=mailto:a@x.example%0d%0aBcc:e@x.example").valid);
+    CHECK_FALSE(parse_record("v=TLSRPTv1; rua=mailto:a%00@x.example").valid);
+    CHECK_FALSE(parse_record("v=TLSRPTv1; rua=mailto:a\"b@x.example").valid);
+    CHECK_FALSE(parse_record("v=TLSRPTv1; rua=mailto:a@x.example\x80").valid);
+    auto r = parse_record("v=TLSRPTv1; rua=mailto:-oQ/tmp@x.example");
+    REQUIRE(r.valid);  // a leading '-' is atext; sendmail gets it after "--" or via -t
+    CHECK(r.destinations[0].address == "-oQ/tmp@x.example");
 }
