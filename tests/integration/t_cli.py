@@ -9,7 +9,6 @@ Usage: t_cli.py WORKDIR   (the binary comes from WORKDIR/fixture.env, STRICTMX_C
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 
@@ -21,18 +20,9 @@ DOMAINS = ["enforce.test", "wild.test", "testing.test", "badtxt.test", "ippatter
            "dane-unusable.test", "dane-cname.test", "dane-implicit.test"]
 
 
-def cli_path(w):
-    cli = os.environ.get("STRICTMX_CLI", "")
-    if not cli and os.path.exists(os.path.join(w, "fixture.env")):
-        for line in open(os.path.join(w, "fixture.env")):
-            if line.startswith("STRICTMX_CLI="):
-                cli = (shlex.split(line.split("=", 1)[1]) or [""])[0]
-    return cli
-
-
 def main():
     w = itlib.workdir()
-    cli = cli_path(w)
+    cli = itlib.cli_path(w)
     if not cli:
         print("SKIP: no strictmx binary given to the fixture")
         sys.exit(77)

@@ -195,15 +195,6 @@ def show(counts):
 
 # --- running things -----------------------------------------------------------------------------------
 
-def cli_path(w):
-    cli = os.environ.get("STRICTMX_CLI", "")
-    if not cli and os.path.exists(os.path.join(w, "fixture.env")):
-        for line in open(os.path.join(w, "fixture.env")):
-            if line.startswith("STRICTMX_CLI="):
-                cli = (shlex.split(line.split("=", 1)[1]) or [""])[0]
-    return cli
-
-
 class Cli:
     def __init__(self, binary, conf):
         self.binary, self.conf = binary, conf
@@ -297,7 +288,7 @@ def https_requests(d):
 def main():
     w = itlib.workdir()
     t = itlib.Checks("tlsrpt")
-    cli_bin = cli_path(w)
+    cli_bin = itlib.cli_path(w)
     if not cli_bin or not os.access(cli_bin, os.X_OK):
         t.ok(False, "the strictmx CLI exists",
              f"no executable strictmx binary ({cli_bin!r}; STRICTMX_CLI in fixture.env)")

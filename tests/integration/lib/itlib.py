@@ -8,6 +8,7 @@ fixture work directory as its first argument.
 """
 
 import os
+import shlex
 import re
 import socket
 import subprocess
@@ -69,6 +70,16 @@ def policyd_binary(w):
             if line.startswith("STRICTMX_POLICYD="):
                 return line.split("=", 1)[1].strip().strip("'\"")
     raise RuntimeError("no STRICTMX_POLICYD in fixture.env")
+
+
+def cli_path(w):
+    """The strictmx command-line tool: $STRICTMX_CLI, or what the fixture recorded."""
+    cli = os.environ.get("STRICTMX_CLI", "")
+    if not cli and os.path.exists(os.path.join(w, "fixture.env")):
+        for line in open(os.path.join(w, "fixture.env")):
+            if line.startswith("STRICTMX_CLI="):
+                cli = (shlex.split(line.split("=", 1)[1]) or [""])[0]
+    return cli
 
 
 def workdir():
