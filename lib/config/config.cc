@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "dns/name.hh"
+#include "milter/rules.hh"
 #include "policy/decision.hh"
 #include "util/strings.hh"
 
@@ -290,6 +291,32 @@ const std::vector<Setting>& table() {
                 "SO_RCVBUFFORCE): absorbs bursts while outcomes are written."),
             INT("tlsrpt", "commit_interval_ms", tlsrpt_commit_interval_ms, 10, 60'000,
                 "Outcomes are aggregated in memory and written in one transaction this often."),
+            STR("milter", "listen", milter_listen,
+                "Where strictmx-milter listens for Postfix: inet:IP:PORT or unix:PATH (Postfix's "
+                "smtpd runs chrooted in /var/spool/postfix: put the socket below it)."),
+            STR("milter", "socket_mode", milter_socket_mode,
+                "Permission bits of a unix milter.listen socket (octal); user postfix must be able "
+                "to connect."),
+            STR("milter", "socket_group", milter_socket_group,
+                "Group of a unix milter.listen socket. Empty: the milter's group."),
+            STR("milter", "policy_server", milter_policy_server,
+                "strictmx-policyd's socketmap listener (inet:IP:PORT or unix:PATH), asked with "
+                "map name requiretls for each recipient of a message that requires TLS."),
+            STR("milter", "route_header", milter_route_header,
+                "Header field the milter adds (requiretls | relaxed) for milter_header_checks to "
+                "route on; every copy the client sent is removed."),
+            STR("milter", "tls_required_no", milter_tls_required_no,
+                "\"route\": a message with \"TLS-Required: No\" gets route_header: relaxed; "
+                "\"ignore\": leave the header to Postfix >= 3.10, which honours it itself."),
+            STRS("milter", "require_tls_senders", milter_require_tls_senders,
+                 "Envelope senders whose mail always requires TLS, as if sent with REQUIRETLS: "
+                 "\"user@domain\" or \"@domain\" (that domain only), case-insensitive."),
+            STRS("milter", "local_transports", milter_local_transports,
+                 "Postfix transports ({rcpt_mailer}) that deliver on this host: their "
+                 "recipients need no TLS hop and are accepted without a policy lookup."),
+            INT("milter", "lookup_timeout_ms", milter_lookup_timeout_ms, 50, 60'000,
+                "Deadline of one policy lookup; past it the recipient is rejected temporarily "
+                "(451 4.4.3), never accepted."),
             FAILURE("dns_timeout", dns_timeout,
                     "Answer when a DNS query needed for a decision times out."),
             FAILURE("dns_servfail", dns_servfail,
@@ -302,11 +329,10 @@ const std::vector<Setting>& table() {
     return t;
 }
 
-void check_listen(const Listen& l, const std::string& where) {
-    if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim")
-        fail(where, "type must be \"socketmap\", \"tcp_table\" or \"exim\"");
-    if (l.address.starts_with("inet:")) {
-        std::string hp = l.address.substr(5);
+// Why `address` is not inet:IP:PORT, inet:[V6]:PORT or unix:PATH ("" when it is one).
+std::string address_problem(const std::string& address) {
+    if (address.starts_with("inet:")) {
+        std::string hp = address.substr(5);
         std::size_t colon = hp.rfind(':');
         std::string host = colon == std::string::npos ? "" : hp.substr(0, colon);
         std::string port = colon == std::string::npos ? "" : hp.substr(colon + 1);
@@ -316,25 +342,33 @@ void check_listen(const Listen& l, const std::string& where) {
                        port.find_first_not_of("0123456789") == std::string::npos &&
                        std::stoi(port) > 0 && std::stoi(port) < 65536;
         if (!port_ok || !dns::is_ip_literal(host))
-            fail(where,
-                 "address must be inet:IP:PORT (e.g. inet:127.0.0.1:8461 or inet:[::1]:8461): " +
-                     l.address);
-    } else if (l.address.starts_with("unix:")) {
-        if (l.address.size() == 5) fail(where, "unix: needs a socket path");
-        if (l.address.size() - 5 >= sizeof(sockaddr_un::sun_path))
-            fail(where, "unix socket path longer than " +
-                            std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes: " +
-                            l.address.substr(5));
-    } else {
-        fail(where, "address must be inet:IP:PORT or unix:PATH");
+            return "address must be inet:IP:PORT (e.g. inet:127.0.0.1:8461 or inet:[::1]:8461): " +
+                   address;
+        return {};
     }
+    if (address.starts_with("unix:")) {
+        if (address.size() == 5) return "unix: needs a socket path";
+        if (address.size() - 5 >= sizeof(sockaddr_un::sun_path))
+            return "unix socket path longer than " +
+                   std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes: " +
+                   address.substr(5);
+        if (address[5] != '/') return "unix socket path must be absolute: " + address.substr(5);
+        return {};
+    }
+    return "address must be inet:IP:PORT or unix:PATH";
+}
+
+void check_listen(const Listen& l, const std::string& where) {
+    if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim")
+        fail(where, "type must be \"socketmap\", \"tcp_table\" or \"exim\"");
+    if (auto why = address_problem(l.address); !why.empty()) fail(where, why);
     if (!l.profile.empty() && l.type == "socketmap")
         fail(where,
              "socketmap listeners take the profile from the map name; profile applies to tcp_table "
              "and exim");
     if (!l.profile.empty() && !policy::find_profile(l.profile))
         fail(where,
-             "unknown profile " + l.profile + " (postfix, postfix-tlsrpt, strict, strict-tlsrpt)");
+             "unknown profile " + l.profile + " (" + policy::profile_names() + ")");
     if (!l.owner.empty() && !::getpwnam(l.owner.c_str())) fail(where, "no such user " + l.owner);
     if (!l.group.empty() && !::getgrnam(l.group.c_str())) fail(where, "no such group " + l.group);
     if ((!l.owner.empty() || !l.group.empty() || !l.mode.empty()) &&
@@ -512,6 +546,23 @@ Config parse(const std::string& text, const std::string& origin) {
         fail(origin + ": tlsrpt.socket_mode", "not an octal mode: " + c.tlsrpt_socket_mode);
     if (!c.tlsrpt_sendmail.empty() && c.tlsrpt_sendmail.front() != '/')
         fail(origin + ": tlsrpt.sendmail", "must start with an absolute path (no shell, no PATH)");
+    if (auto why = address_problem(c.milter_listen); !why.empty())
+        fail(origin + ": milter.listen", why);
+    if (auto why = address_problem(c.milter_policy_server); !why.empty())
+        fail(origin + ": milter.policy_server", why);
+    if (c.milter_socket_mode.empty() || c.milter_socket_mode.size() > 4 ||
+        c.milter_socket_mode.find_first_not_of("01234567") != std::string::npos)
+        fail(origin + ": milter.socket_mode", "not an octal mode: " + c.milter_socket_mode);
+    if (!milter::valid_field_name(c.milter_route_header))
+        fail(origin + ": milter.route_header", "not a header field name: " + c.milter_route_header);
+    if (c.milter_tls_required_no != "route" && c.milter_tls_required_no != "ignore")
+        fail(origin + ": milter.tls_required_no", "expected \"route\" or \"ignore\"");
+    for (const auto& e : c.milter_require_tls_senders)
+        if (auto why = milter::sender_rule_problem(e); !why.empty())
+            fail(origin + ": milter.require_tls_senders", "\"" + e + "\": " + why);
+    for (const auto& t : c.milter_local_transports)
+        if (t.empty() || t.find_first_of(" \t:") != std::string::npos)
+            fail(origin + ": milter.local_transports", "not a transport name: \"" + t + "\"");
     for (const auto& f : c.forwarders) {
         // "IP" or "IP@PORT", as ub_ctx_set_fwd takes it; its own error names neither.
         std::string ip = f.substr(0, f.find('@'));

@@ -84,6 +84,16 @@ struct Config {
     int tlsrpt_retry_for_s = 86'400;    // failed deliveries are retried this long
     int tlsrpt_receive_buffer = 8 << 20;
     int tlsrpt_commit_interval_ms = 1000;
+    // [milter] (strictmx-milter)
+    std::string milter_listen = "inet:127.0.0.1:8465";
+    std::string milter_socket_mode = "0660";
+    std::string milter_socket_group;
+    std::string milter_policy_server = "inet:127.0.0.1:8461";
+    std::string milter_route_header = "X-Strictmx-Route";
+    std::string milter_tls_required_no = "route";  // route | ignore
+    std::vector<std::string> milter_require_tls_senders;
+    std::vector<std::string> milter_local_transports = {"local", "virtual"};
+    int milter_lookup_timeout_ms = 2000;
     // [[listen]]
     std::vector<Listen> listen;
 };

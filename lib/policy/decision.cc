@@ -16,11 +16,16 @@ const Profile* find_profile(std::string_view name) {
         {"postfix-tlsrpt", true, true, false},
         {"strict", true, false, true},
         {"strict-tlsrpt", true, true, true},
+        {"requiretls", true, false, true, true},
     };
     for (const auto& p : kProfiles) {
         if (p.name == name) return &p;
     }
     return nullptr;
+}
+
+const char* profile_names() {
+    return "postfix, postfix-tlsrpt, strict, strict-tlsrpt, requiretls";
 }
 
 std::vector<std::string> match_names(const sts::Policy& p,
@@ -84,6 +89,7 @@ std::string dane_answer(const Decision& d, const Profile& profile) {
     // while the domain also enforces MTA-STS: no host may be reached with less than
     // authenticated TLS (RFC 8461 section 2 lets DANE win, RFC 7672 section 2.2 makes hosts
     // without TLSA unauthenticated), so hosts without usable TLSA are skipped.
+    if (profile.dane_only) return "dane-only";
     if (d.dane_level == "dane" && d.policy && enforced(*d.policy, profile)) return "dane-only";
     return d.dane_level;
 }

@@ -39,9 +39,12 @@ struct Profile {
     bool tlsrpt =
         false;  // Postfix >= 3.10: policy_type, policy_domain, policy_string, mx_host_pattern
     bool strict_testing = false;  // treat mode: testing as enforce
+    bool dane_only = false;       // any DANE answers dane-only (requiretls)
 };
 
-// Known profiles: postfix, postfix-tlsrpt, strict, strict-tlsrpt. nullptr for others.
+// Known profiles: postfix, postfix-tlsrpt, strict, strict-tlsrpt, requiretls (what a transport
+// for REQUIRETLS mail needs: every DANE answer is dane-only, since a host without TLSA cannot be
+// authenticated; MTA-STS enforce or testing answers secure). nullptr for others.
 const Profile* find_profile(std::string_view name);
 
 struct Reply {
@@ -52,6 +55,9 @@ struct Reply {
 // The DANE level a profile answers: "dane" becomes "dane-only" when an enforced MTA-STS
 // policy is also in force (no host may be reached without authenticated TLS).
 std::string dane_answer(const Decision& d, const Profile& profile);
+
+// The known profile names, for messages: "postfix, postfix-tlsrpt, ...".
+const char* profile_names();
 
 // Write a decision for Postfix smtp_tls_policy_maps under `profile`. Every name written
 // (match=, policy_domain=, mx_host_pattern=) is checked once more to be a host name (or an mx

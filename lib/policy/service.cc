@@ -250,10 +250,8 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
     if (!profile) {
         if (unknown_names_logged_.size() < 100 &&
             unknown_names_logged_.insert(std::string(name)).second)
-            log::warn(
-                "unknown socketmap name, answering NOTFOUND; known: postfix, postfix-tlsrpt, "
-                "strict, strict-tlsrpt",
-                {{"name", name}});
+            log::warn("unknown socketmap name, answering NOTFOUND",
+                      {{"name", name}, {"known", policy::profile_names()}});
         reply("NOTFOUND ");
         return;
     }
