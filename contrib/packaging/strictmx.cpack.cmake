@@ -32,6 +32,8 @@ set(STRICTMX_PACKAGE_MAINTAINER "strictmx developers <dev@strictmx.invalid>" CAC
 
 install(FILES "${_strictmx_top}/systemd/strictmx-policyd.service"
         DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
+install(FILES "${_strictmx_top}/systemd/strictmx-milter.service"
+        DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
 install(FILES "${_strictmx_top}/systemd/strictmx-tlsrpt.service"
               "${_strictmx_top}/systemd/strictmx-tlsrpt.timer"
         DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
@@ -44,7 +46,8 @@ install(FILES "${_strictmx_top}/systemd/strictmx.tmpfiles"
 
 install(FILES "${_strictmx_top}/man/strictmx.1" DESTINATION "${CMAKE_INSTALL_MANDIR}/man1")
 install(FILES "${_strictmx_top}/man/strictmx.toml.5" DESTINATION "${CMAKE_INSTALL_MANDIR}/man5")
-install(FILES "${_strictmx_top}/man/strictmx-policyd.8" DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")
+install(FILES "${_strictmx_top}/man/strictmx-policyd.8" "${_strictmx_top}/man/strictmx-milter.8"
+        DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")
 
 # The configuration: a conffile in the .deb, %config(noreplace) in the .rpm, so local
 # changes survive upgrades.
@@ -57,6 +60,8 @@ set(_strictmx_docs
     "${_strictmx_top}/docs/cache-schema.md"
     "${_strictmx_top}/docs/tlsrpt-schema.md"
     "${_strictmx_top}/contrib/postfix/main.cf.strictmx")
+file(GLOB _strictmx_postfix_milter "${_strictmx_top}/contrib/postfix/*milter*")
+list(APPEND _strictmx_docs ${_strictmx_postfix_milter})
 if(EXISTS "${_strictmx_top}/README.md")
   list(APPEND _strictmx_docs "${_strictmx_top}/README.md")
 endif()
@@ -74,14 +79,15 @@ set(CPACK_PACKAGE_NAME "strictmx")
 set(CPACK_PACKAGE_VENDOR "strictmx")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_CONTACT "${STRICTMX_PACKAGE_MAINTAINER}")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "DANE and MTA-STS policy server for Postfix")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "DANE, MTA-STS, TLSRPT and REQUIRETLS for Postfix and Exim")
 set(CPACK_PACKAGE_DESCRIPTION
     "strictmx-policyd answers Postfix smtp_tls_policy_maps lookups (socketmap
 and tcp_table) with the TLS policy each destination domain publishes: DANE
 (dane-only, dane) from DNSSEC-validated MX and TLSA records, else MTA-STS
 (secure, with exact match names). DNS failures defer mail instead of
 downgrading it. Policies are cached in SQLite. The strictmx tool explains
-the answer for a domain.")
+the answer for a domain and sends daily TLSRPT reports; strictmx-milter
+adds REQUIRETLS and TLS-Required: No to Postfix 3.4 and later.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/" "/var/")
@@ -102,7 +108,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # Debian 12 runtime libraries of the binaries, the DNSSEC root trust anchor, the CA bundle
 # for policy fetches, and systemd-sysusers/systemd-tmpfiles for the maintainer scripts.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libpsl5, libtomlplusplus3, libfmt9, libstdc++6, libc6, libgcc-s1, dns-root-data, ca-certificates, systemd")
+    "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libpsl5, libtomlplusplus3, libfmt9, libmilter1.0.1, libstdc++6, libc6, libgcc-s1, dns-root-data, ca-certificates, systemd")
 # dpkg-shlibdeps (package dpkg-dev) adds exact library versions when it is installed.
 find_program(STRICTMX_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(STRICTMX_DPKG_SHLIBDEPS)

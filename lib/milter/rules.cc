@@ -75,7 +75,7 @@ std::string address_domain(std::string_view address) {
     std::size_t at = address.rfind('@');
     if (at == std::string_view::npos) return {};
     std::string d = to_lower(address.substr(at + 1));
-    if (!d.empty() && d.back() == '.') d.pop_back();
+    while (!d.empty() && d.back() == '.') d.pop_back();
     return d;
 }
 

@@ -30,7 +30,7 @@ bool has_requiretls(const std::vector<std::string_view>& params);
 // An envelope address from the MAIL FROM or RCPT TO argument: angle brackets and an RFC 5321
 // source route ("@a,@b:") removed. "" for the null sender.
 std::string envelope_address(std::string_view arg);
-// The domain of an address, lowercased, without a trailing dot; "" when there is none (a
+// The domain of an address, lowercased, without trailing dots; "" when there is none (a
 // local recipient). An address literal ("[192.0.2.1]") comes back as written.
 std::string address_domain(std::string_view address);
 

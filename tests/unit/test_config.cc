@@ -223,3 +223,31 @@ TEST_CASE("the DNSSEC probe zone defaults to the configured trust anchor's zone"
     ::unlink(ta);
     ::unlink(ub);
 }
+
+TEST_CASE("[milter] settings are checked where they are read") {
+    auto c = parse(
+        "[milter]\nlisten = \"unix:/var/spool/postfix/strictmx/milter.sock\"\n"
+        "policy_server = \"inet:127.0.0.1:8461\"\nroute_header = \"X-Strictmx-Route\"\n"
+        "tls_required_no = \"ignore\"\n"
+        "require_tls_senders = [\"alice@example.org\", \"@secure.example.org\"]\n"
+        "lookup_timeout_ms = 2000\n",
+        "t");
+    CHECK(c.milter_tls_required_no == "ignore");
+    CHECK(c.milter_require_tls_senders.size() == 2);
+    CHECK(defaults().milter_listen == "inet:127.0.0.1:8465");
+    CHECK(has(problem("[milter]\nlisten = \"inet:localhost:8465\""), "milter.listen"));
+    CHECK(has(problem("[milter]\nlisten = \"unix:relative.sock\""), "absolute"));
+    CHECK(has(problem("[milter]\npolicy_server = \"127.0.0.1:8461\""), "milter.policy_server"));
+    CHECK(has(problem("[milter]\nroute_header = \"X-Route: evil\""), "milter.route_header"));
+    CHECK(has(problem("[milter]\nroute_header = \"\""), "milter.route_header"));
+    CHECK(has(problem("[milter]\ntls_required_no = \"yes\""), "milter.tls_required_no"));
+    CHECK(has(problem("[milter]\nrequire_tls_senders = [\"alice\"]"), "\"alice\""));
+    CHECK(has(problem("[milter]\nrequire_tls_senders = [\"@bad domain\"]"),
+              "milter.require_tls_senders"));
+    CHECK(has(problem("[milter]\nlookup_timeout_ms = 0"), "milter.lookup_timeout_ms"));
+    CHECK(has(problem("[milter]\nsocket_mode = \"rw\""), "milter.socket_mode"));
+    CHECK(has(problem("[milter]\nlocal_transports = [\"lo cal\"]"), "milter.local_transports"));
+    CHECK(has(problem("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:127.0.0.1:1\"\n"
+                      "profile = \"requiretls\"\n[milter]\nlisten = \"inet:127.0.0.1:9\""),
+              "no error"));
+}
