@@ -3,7 +3,7 @@
 # ctest fixture: the test internet and strictmx-policyd in a private network and
 # mount namespace that outlives this script.
 #
-#   fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI]
+#   fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI [STRICTMX_MILTER]]
 #   fixture.sh cleanup WORKDIR
 #
 # setup starts a holder process in new namespaces ("unshare --net --mount",
@@ -56,13 +56,15 @@ show_logs() {
 
 case $ACTION in
 setup)
-    POLICYD=${3:?fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI]}
+    POLICYD=${3:?fixture.sh setup WORKDIR STRICTMX_POLICYD [STRICTMX_CLI [STRICTMX_MILTER]]}
     CLI=${4:-}
+    MILTER=${5:-}
     cleanup
     rm -rf "$W"
     mkdir -p "$W"
     W=$(cd "$W" && pwd)
-    printf 'STRICTMX_POLICYD=%q\nSTRICTMX_CLI=%q\n' "$POLICYD" "$CLI" > "$W/fixture.env"
+    printf 'STRICTMX_POLICYD=%q\nSTRICTMX_CLI=%q\nSTRICTMX_MILTER=%q\n' \
+        "$POLICYD" "$CLI" "$MILTER" > "$W/fixture.env"
     mkdir -p "$W/postmap"   # a main.cf for "postmap -c" (no running Postfix needed)
     echo "compatibility_level = 3.6" > "$W/postmap/main.cf"
     [ -x "$POLICYD" ] || { echo "fixture: $POLICYD is not executable"; exit 1; }
@@ -111,7 +113,7 @@ cleanup)
     fi
     ;;
 *)
-    echo "usage: fixture.sh setup|cleanup WORKDIR [POLICYD [CLI]]" >&2
+    echo "usage: fixture.sh setup|cleanup WORKDIR [POLICYD [CLI [MILTER]]]" >&2
     exit 2
     ;;
 esac

@@ -31,7 +31,7 @@ for via in socketmap unix tcp; do
     run "sts_$via" $PY "$HERE/t_sts_answers.py" "$W" $via
 done
 for t in tlsrpt_profile dane_profiles protocol cache cli delivery restart corrupt_db \
-         hostile_dns partial_dane long_names; do
+         hostile_dns partial_dane long_names milter; do
     run "$t" $PY "$HERE/t_$t.py" "$W"
 done
 [ -n "${KEEP:-}" ] || "$HERE/fixture.sh" cleanup "$W"

@@ -72,6 +72,21 @@ def policyd_binary(w):
     raise RuntimeError("no STRICTMX_POLICYD in fixture.env")
 
 
+def milter_binary(w):
+    """strictmx-milter: $STRICTMX_MILTER, else what the fixture recorded (fixture.env), else
+    the build tree's milter/strictmx-milter beside the policyd/ directory of the daemon."""
+    path = os.environ.get("STRICTMX_MILTER", "")
+    env = os.path.join(w, "fixture.env")
+    if not path and os.path.exists(env):
+        for line in open(env):
+            if line.startswith("STRICTMX_MILTER="):
+                path = (shlex.split(line.split("=", 1)[1]) or [""])[0]
+    if not path:
+        build = os.path.dirname(os.path.dirname(os.path.abspath(policyd_binary(w))))
+        path = os.path.join(build, "milter", "strictmx-milter")
+    return path
+
+
 def cli_path(w):
     """The strictmx command-line tool: $STRICTMX_CLI, or what the fixture recorded."""
     cli = os.environ.get("STRICTMX_CLI", "")
