@@ -273,6 +273,9 @@ int main(int argc, char** argv) {
                           {"requiretls", std::to_string(g_counters.requiretls.load())},
                           {"relaxed", std::to_string(g_counters.relaxed.load())},
                           {"rcpt_rejected", std::to_string(g_counters.rcpt_rejected.load())},
-                          {"rcpt_tempfailed", std::to_string(g_counters.rcpt_tempfailed.load())}});
+                          {"rcpt_tempfailed", std::to_string(g_counters.rcpt_tempfailed.load())},
+                          {"mail_rejected", std::to_string(g_counters.mail_rejected.load())},
+                          {"route_headers_removed",
+                           std::to_string(g_counters.forged_headers_removed.load())}});
     return rc == MI_SUCCESS ? 0 : 1;
 }

@@ -68,14 +68,20 @@ case "${1:-}" in
             -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DSTRICTMX_SANITIZE=ON -DSTRICTMX_LIBFUZZER=ON \
             -DSTRICTMX_INTEGRATION=OFF -DSTRICTMX_FUZZ_SECONDS="${FUZZ_SECONDS:-40}" >/dev/null
         cmake --build "$top/build-fuzz" -j "$jobs" --target fuzz_all
+        # ThreadSanitizer: a third build of the unit tests only, for the code libmilter runs
+        # on one thread per SMTP session (ctest label tsan).
+        cmake -S "$top" -B "$top/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+            -DSTRICTMX_TSAN=ON -DSTRICTMX_INTEGRATION=OFF >/dev/null
+        cmake --build "$top/build-tsan" -j "$jobs" --target unit_tests
         # Everything the tests start lives in a private network and mount namespace: its own
         # loopback, its own /etc/resolv.conf; no packet can leave the machine. The bounded
         # fuzzing runs after the suite, two targets at a time, whatever the suite's result.
         exec unshare --net --mount -- bash -c \
             'ip link set lo up
              ctest --test-dir "$1" --output-on-failure -j 2; suite=$?
+             ctest --test-dir "$3" -L tsan --output-on-failure; tsan=$?
              ctest --test-dir "$2" -L libfuzzer --output-on-failure -j 2; fuzz=$?
-             [ "$suite" -eq 0 ] && [ "$fuzz" -eq 0 ]' _ "$top/build-test" "$top/build-fuzz"
+             [ "$suite" -eq 0 ] && [ "$tsan" -eq 0 ] && [ "$fuzz" -eq 0 ]' _ "$top/build-test" "$top/build-fuzz" "$top/build-tsan"
         ;;
     *)
         echo "usage: bash scripts/quickstart.sh serve [CONFIG] | test" >&2

@@ -30,7 +30,9 @@ Session::Reply Session::mail(std::string_view from, const std::vector<std::strin
         if (!tls_) {
             // RFC 8689 section 4.1: REQUIRETLS may only be offered, and used, after STARTTLS.
             COUNT(mail_rejected);
-            log::info("REQUIRETLS without TLS rejected", {{"from", sender_}});
+            log::info("REQUIRETLS without TLS rejected",
+                      {{"from", sender_},
+                       {"reply", "530 5.7.10 REQUIRETLS needs a TLS-protected session"}});
             return {Reply::Kind::Reject, "530", "5.7.10",
                     "REQUIRETLS needs a TLS-protected session: issue STARTTLS first"};
         }

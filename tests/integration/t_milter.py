@@ -108,7 +108,7 @@ def contrib_main_cf(env):
             if not m:
                 continue
             name, value = m.groups()
-            value = value.replace("inet:127.0.0.1:8466", f"inet:{MILTER[0]}:{MILTER[1]}")
+            value = value.replace("inet:127.0.0.1:8465", f"inet:{MILTER[0]}:{MILTER[1]}")
             value = value.replace("/etc/postfix/milter_header_checks",
                                   os.path.join(env.etc, "milter_header_checks"))
             out.append((name, value))

@@ -1,0 +1,175 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Messages per second through a private Postfix with and without strictmx-milter, and the
+# milter's CPU per message. Postfix's own smtp-source sends, smtp-sink receives; everything
+# runs in a private network namespace on loopback (re-executed under unshare).
+#
+# Usage (as root): tests/bench/milter/run.sh BUILD_DIR [MESSAGES] [SESSIONS] [ROUNDS]
+#
+# Variants, each ROUNDS times (default 3), MESSAGES messages (default 5000) over SESSIONS
+# parallel sessions (default 20), one recipient each:
+#   none       smtpd_milters empty: the baseline
+#   plain      the milter, mail that requires nothing (no lookup, no header change)
+#   relaxed    the milter, every message "TLS-Required: No" (header added, FILTER route)
+#   listed     the milter, a sender in require_tls_senders: one requiretls lookup per
+#              recipient to strictmx-policyd (answered from a static override, no DNS), route
+#              header added, FILTER to the strict transport
+# A round's time runs from the first SMTP connection to the last message leaving the queue
+# (smtp-sink has it). CPU: utime+stime of the milter process over the round.
+set -euo pipefail
+BUILD=$(cd "${1:?usage: run.sh BUILD_DIR [MESSAGES] [SESSIONS] [ROUNDS]}" && pwd)
+N=${2:-5000}
+S=${3:-20}
+ROUNDS=${4:-3}
+if [ -z "${STRICTMX_BENCH_NS:-}" ]; then
+    exec env STRICTMX_BENCH_NS=1 unshare --net --mount -- "$0" "$BUILD" "$N" "$S" "$ROUNDS"
+fi
+ip link set lo up
+W=$(mktemp -d /tmp/strictmx-milter-bench.XXXXXX)
+chmod 755 "$W"
+P=$W/postfix
+C=$P/etc
+mkdir -p "$C" "$P/queue" "$P/data"
+pids=()
+cleanup() {
+    postfix -c "$C" stop >/dev/null 2>&1 || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+# The receiver: counts messages, answers 250 at once.
+smtp-sink -u postfix -c 127.0.0.6:25 1024 >"$W/sink.count" 2>&1 &
+pids+=($!)
+
+# strictmx-policyd: a static answer for the sink's domain, DNSSEC explicitly off, a
+# forwarder where nothing listens: nothing can be resolved, nothing leaves.
+cat > "$W/strictmx.toml" <<TOML
+[daemon]
+log = "stderr"
+verbosity = 1
+allow_root = true
+state_dir = "$W/state"
+[resolver]
+dnssec = false
+forwarders = ["127.0.0.1@5399"]
+[policy.overrides]
+"sink.test" = "secure match=sink.test"
+[milter]
+listen = "inet:127.0.0.1:8465"
+policy_server = "inet:127.0.0.1:8461"
+require_tls_senders = ["@listed.test"]
+TOML
+mkdir -p "$W/state"
+"$BUILD/policyd/strictmx-policyd" --config "$W/strictmx.toml" 2>"$W/policyd.log" &
+pids+=($!)
+"$BUILD/milter/strictmx-milter" --config "$W/strictmx.toml" 2>"$W/milter.log" &
+milter_pid=$!
+pids+=($milter_pid)
+
+cat > "$C/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $P/queue
+data_directory = $P/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mta.bench.test
+mydestination =
+relayhost = [127.0.0.6]:25
+default_filter_nexthop = [127.0.0.6]:25
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.5
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtputf8_enable = no
+biff = no
+maillog_file = $P/maillog
+maillog_file_prefixes = $P
+smtp_host_lookup = native
+disable_dns_lookups = yes
+smtp_tls_security_level = none
+default_process_limit = 200
+smtpd_milters =
+non_smtpd_milters =
+milter_default_action = tempfail
+milter_header_checks = regexp:$C/milter_header_checks
+CF
+cp "$(dirname "$0")/../../../contrib/postfix/milter_header_checks" "$C/milter_header_checks"
+cat > "$C/master.cf" <<'CF'
+127.0.0.5:smtp inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+# The two routes of contrib/postfix/master.cf.strictmx-milter, to the sink without TLS:
+# this measures the milter and the routing, not TLS handshakes.
+strictmx-requiretls unix - - n - - smtp
+strictmx-relaxed unix - - n - - smtp
+CF
+chown postfix: "$P/data"
+touch "$P/maillog"
+postfix -c "$C" start >/dev/null 2>&1
+sleep 1
+
+queue_empty() {
+    [ -z "$(find "$P/queue/incoming" "$P/queue/active" "$P/queue/deferred" "$P/queue/maildrop" -type f 2>/dev/null | head -1)" ]
+}
+ticks() {  # utime + stime of a process, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+hz=$(getconf CLK_TCK)
+
+round() {  # VARIANT
+    local variant=$1 from=bench@plain.test hdr=()
+    case $variant in
+        none) postconf -c "$C" -e "smtpd_milters =" ;;
+        *) postconf -c "$C" -e "smtpd_milters = inet:127.0.0.1:8465" ;;
+    esac
+    [ "$variant" = listed ] && from=bench@listed.test
+    postfix -c "$C" reload >/dev/null 2>&1
+    sleep 1
+    local opts=(-m "$N" -s "$S" -l 1000 -f "$from" -t rcpt@sink.test)
+    # smtp-source -S sets the Subject; a header of our own goes in through -H? It has none:
+    # the relaxed variant uses a message file whose header block carries the field.
+    if [ "$variant" = relaxed ]; then
+        printf 'From: bench@plain.test\nTo: rcpt@sink.test\nSubject: bench\nTLS-Required: No\n\n%s\n' \
+            "$(head -c 700 /dev/zero | tr '\0' x)" > "$W/msg"
+        opts+=(-F "$W/msg")
+    fi
+    local c0 t0 t1 c1
+    c0=$(ticks "$milter_pid")
+    t0=$(date +%s.%N)
+    smtp-source "${opts[@]}" 127.0.0.5:25
+    while ! queue_empty; do sleep 0.05; done
+    t1=$(date +%s.%N)
+    c1=$(ticks "$milter_pid")
+    awk -v v="$variant" -v n="$N" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
+        'BEGIN { t = t1 - t0; printf "%-8s %6d msgs %7.2f s %8.0f msg/s  milter CPU %6.1f us/msg\n", v, n, t, n / t, (c1 - c0) / hz * 1e6 / n }'
+}
+
+echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Postfix $(postconf -h mail_version), $N messages x $ROUNDS rounds, $S sessions"
+for r in $(seq 1 "$ROUNDS"); do
+    for v in none plain relaxed listed; do round "$v"; done
+done
+grep -c "route=requiretls" "$W/milter.log" | sed 's/^/# milter log lines route=requiretls: /' || true
+grep -c "route=relaxed" "$W/milter.log" | sed 's/^/# milter log lines route=relaxed: /' || true
+grep -E "status=(deferred|bounced)" "$P/maillog" | head -3 | sed 's/^/# not delivered: /' || true
+grep -cE "milter-header-filter" "$P/maillog" | sed 's/^/# milter-header-filter log lines: /' || true
