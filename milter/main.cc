@@ -27,16 +27,34 @@ milter::Settings* g_settings = nullptr;
 milter::PolicyClient* g_client = nullptr;
 milter::Counters g_counters;
 
-milter::Session* session(SMFICTX* ctx) {
-    auto* s = static_cast<milter::Session*>(smfi_getpriv(ctx));
-    if (!s) {
-        s = new (std::nothrow) milter::Session(
+// One SMTP session: the decisions, and which steps the MTA sends without waiting for a reply
+// (negotiated in on_negotiate).
+struct Conn {
+    milter::Session session;
+    unsigned long no_reply = 0;  // SMFIP_NR_* flags in effect
+};
+
+Conn* conn(SMFICTX* ctx) {
+    auto* c = static_cast<Conn*>(smfi_getpriv(ctx));
+    if (!c) {
+        c = new (std::nothrow) Conn{milter::Session(
             *g_settings,
             [](std::string_view domain) { return g_client->lookup("requiretls", domain); },
-            &g_counters);
-        if (s) smfi_setpriv(ctx, s);
+            &g_counters)};
+        if (c) smfi_setpriv(ctx, c);
     }
-    return s;
+    return c;
+}
+
+milter::Session* session(SMFICTX* ctx) {
+    Conn* c = conn(ctx);
+    return c ? &c->session : nullptr;
+}
+
+// A step negotiated as "no reply" must answer SMFIS_NOREPLY.
+sfsistat next(SMFICTX* ctx, unsigned long nr_flag) {
+    Conn* c = static_cast<Conn*>(smfi_getpriv(ctx));
+    return c && (c->no_reply & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 std::string_view macro(SMFICTX* ctx, const char* name) {
@@ -59,15 +77,36 @@ sfsistat no_memory() {
     return SMFIS_TEMPFAIL;
 }
 
+// Every header is a round trip unless the MTA may send it without waiting: the milter only
+// reads headers, connect and HELO, so those go without replies (milter protocol 6; Postfix
+// >= 2.6), and the body, DATA and unknown commands are not sent at all. Steps stay enabled
+// (a client such as miltertest may send them), only their replies go.
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long,
+                      unsigned long, unsigned long* pf0, unsigned long* pf1, unsigned long* pf2,
+                      unsigned long* pf3) {
+    constexpr unsigned long kActions = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    if ((f0 & kActions) != kActions) {
+        log::error("the MTA does not offer adding and changing headers; refusing to run");
+        return SMFIS_REJECT;
+    }
+    constexpr unsigned long kNoReply = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH;
+    constexpr unsigned long kSkip = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    *pf0 = kActions;
+    *pf1 = f1 & (kNoReply | kSkip);
+    *pf2 = 0;
+    *pf3 = 0;
+    if (Conn* c = conn(ctx)) c->no_reply = *pf1 & kNoReply;
+    return SMFIS_CONTINUE;
+}
+
 sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR*) {
-    return session(ctx) ? SMFIS_CONTINUE : no_memory();
+    conn(ctx);  // allocated here when possible; MAIL FROM defers if it never was
+    return next(ctx, SMFIP_NR_CONN);
 }
 
 sfsistat on_helo(SMFICTX* ctx, char*) {
-    auto* s = session(ctx);
-    if (!s) return no_memory();
-    s->helo(macro(ctx, "{tls_version}"));
-    return SMFIS_CONTINUE;
+    if (auto* s = session(ctx)) s->helo(macro(ctx, "{tls_version}"));
+    return next(ctx, SMFIP_NR_HELO);
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
@@ -89,14 +128,13 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-    auto* s = session(ctx);
-    if (!s) return no_memory();
-    s->header(name ? name : "", value ? value : "");
-    return SMFIS_CONTINUE;
+    // Without a session MAIL FROM has already deferred the message.
+    if (auto* s = session(ctx)) s->header(name ? name : "", value ? value : "");
+    return next(ctx, SMFIP_NR_HDR);
 }
 
-sfsistat on_eoh(SMFICTX*) {
-    return SMFIS_CONTINUE;
+sfsistat on_eoh(SMFICTX* ctx) {
+    return next(ctx, SMFIP_NR_EOH);
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
@@ -122,12 +160,12 @@ sfsistat on_eom(SMFICTX* ctx) {
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
-    if (auto* s = static_cast<milter::Session*>(smfi_getpriv(ctx))) s->reset_message();
+    if (auto* c = static_cast<Conn*>(smfi_getpriv(ctx))) c->session.reset_message();
     return SMFIS_CONTINUE;
 }
 
 sfsistat on_close(SMFICTX* ctx) {
-    delete static_cast<milter::Session*>(smfi_getpriv(ctx));
+    delete static_cast<Conn*>(smfi_getpriv(ctx));
     smfi_setpriv(ctx, nullptr);
     return SMFIS_CONTINUE;
 }
@@ -226,6 +264,7 @@ int main(int argc, char** argv) {
     desc.xxfi_eom = on_eom;
     desc.xxfi_abort = on_abort;
     desc.xxfi_close = on_close;
+    desc.xxfi_negotiate = on_negotiate;
 
     std::string spec = libmilter_address(cfg.milter_listen);
     if (smfi_setconn(spec.data()) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {

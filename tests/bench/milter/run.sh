@@ -9,6 +9,8 @@
 # Variants, each ROUNDS times (default 3), MESSAGES messages (default 5000) over SESSIONS
 # parallel sessions (default 20), one recipient each:
 #   none       smtpd_milters empty: the baseline
+#   null       strictmx-null-milter (libmilter, same negotiation, decides nothing): the floor
+#              of any libmilter milter on this machine
 #   plain      the milter, mail that requires nothing (no lookup, no header change)
 #   relaxed    the milter, every message "TLS-Required: No" (header added, FILTER route)
 #   listed     the milter, a sender in require_tls_senders: one requiretls lookup per
@@ -25,6 +27,9 @@ if [ -z "${STRICTMX_BENCH_NS:-}" ]; then
     exec env STRICTMX_BENCH_NS=1 unshare --net --mount -- "$0" "$BUILD" "$N" "$S" "$ROUNDS"
 fi
 ip link set lo up
+# Postfix listens only on addresses an interface has: give lo the two it uses.
+ip addr add 127.0.0.5/32 dev lo
+ip addr add 127.0.0.6/32 dev lo
 W=$(mktemp -d /tmp/strictmx-milter-bench.XXXXXX)
 chmod 755 "$W"
 P=$W/postfix
@@ -38,10 +43,20 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
+[ -z "${STRICTMX_BENCH_KEEP:-}" ] || trap - EXIT
 
 # The receiver: counts messages, answers 250 at once.
 smtp-sink -u postfix -c 127.0.0.6:25 1024 >"$W/sink.count" 2>&1 &
 pids+=($!)
+
+# STRICTMX_BENCH_SOCKET=unix: both milters on unix sockets instead of loopback TCP.
+if [ "${STRICTMX_BENCH_SOCKET:-inet}" = unix ]; then
+    MILTER_LISTEN="unix:$W/milter.sock"; PF_MILTER="unix:$W/milter.sock"
+    NULL_LISTEN="unix:$W/null.sock"; PF_NULL="unix:$W/null.sock"
+else
+    MILTER_LISTEN="inet:127.0.0.1:8465"; PF_MILTER="inet:127.0.0.1:8465"
+    NULL_LISTEN="inet:8468@127.0.0.1"; PF_NULL="inet:127.0.0.1:8468"
+fi
 
 # strictmx-policyd: a static answer for the sink's domain, DNSSEC explicitly off, a
 # forwarder where nothing listens: nothing can be resolved, nothing leaves.
@@ -57,7 +72,7 @@ forwarders = ["127.0.0.1@5399"]
 [policy.overrides]
 "sink.test" = "secure match=sink.test"
 [milter]
-listen = "inet:127.0.0.1:8465"
+listen = "$MILTER_LISTEN"
 policy_server = "inet:127.0.0.1:8461"
 require_tls_senders = ["@listed.test"]
 TOML
@@ -67,6 +82,9 @@ pids+=($!)
 "$BUILD/milter/strictmx-milter" --config "$W/strictmx.toml" 2>"$W/milter.log" &
 milter_pid=$!
 pids+=($milter_pid)
+"$BUILD/tests/bench/strictmx-null-milter" "$NULL_LISTEN" 2>"$W/null-milter.log" &
+null_pid=$!
+pids+=($null_pid)
 
 cat > "$C/main.cf" <<CF
 compatibility_level = 3.6
@@ -126,7 +144,7 @@ strictmx-relaxed unix - - n - - smtp
 CF
 chown postfix: "$P/data"
 touch "$P/maillog"
-postfix -c "$C" start >/dev/null 2>&1
+postfix -c "$C" start >"$W/postfix-start.log" 2>&1 || { cat "$W/postfix-start.log" "$P/maillog" >&2; exit 1; }
 sleep 1
 
 queue_empty() {
@@ -139,36 +157,45 @@ hz=$(getconf CLK_TCK)
 
 round() {  # VARIANT
     local variant=$1 from=bench@plain.test hdr=()
+    local pid=$milter_pid
     case $variant in
         none) postconf -c "$C" -e "smtpd_milters =" ;;
-        *) postconf -c "$C" -e "smtpd_milters = inet:127.0.0.1:8465" ;;
+        null) postconf -c "$C" -e "smtpd_milters = $PF_NULL"; pid=$null_pid ;;
+        *) postconf -c "$C" -e "smtpd_milters = $PF_MILTER" ;;
     esac
     [ "$variant" = listed ] && from=bench@listed.test
     postfix -c "$C" reload >/dev/null 2>&1
     sleep 1
-    local opts=(-m "$N" -s "$S" -l 1000 -f "$from" -t rcpt@sink.test)
-    # smtp-source -S sets the Subject; a header of our own goes in through -H? It has none:
-    # the relaxed variant uses a message file whose header block carries the field.
-    if [ "$variant" = relaxed ]; then
-        printf 'From: bench@plain.test\nTo: rcpt@sink.test\nSubject: bench\nTLS-Required: No\n\n%s\n' \
-            "$(head -c 700 /dev/zero | tr '\0' x)" > "$W/msg"
-        opts+=(-F "$W/msg")
-    fi
+    # Every variant sends the same message file (about 1 KB); only the relaxed one carries
+    # the header field.
+    local tlsreq=""
+    [ "$variant" = relaxed ] && tlsreq=$'TLS-Required: No\n'
+    printf 'From: %s\nTo: rcpt@sink.test\nSubject: bench\n%s\n%s\n' "$from" "$tlsreq" \
+        "$(head -c 900 /dev/zero | tr '\0' x)" > "$W/msg"
+    local opts=(-m "$N" -s "$S" -F "$W/msg" -f "$from" -t rcpt@sink.test)
     local c0 t0 t1 c1
-    c0=$(ticks "$milter_pid")
+    c0=$(ticks "$pid")
     t0=$(date +%s.%N)
     smtp-source "${opts[@]}" 127.0.0.5:25
     while ! queue_empty; do sleep 0.05; done
     t1=$(date +%s.%N)
-    c1=$(ticks "$milter_pid")
+    c1=$(ticks "$pid")
     awk -v v="$variant" -v n="$N" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
         'BEGIN { t = t1 - t0; printf "%-8s %6d msgs %7.2f s %8.0f msg/s  milter CPU %6.1f us/msg\n", v, n, t, n / t, (c1 - c0) / hz * 1e6 / n }'
 }
 
-echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Postfix $(postconf -h mail_version), $N messages x $ROUNDS rounds, $S sessions"
+chmod 666 "$W"/*.sock 2>/dev/null || true
+echo "# milter sockets: ${STRICTMX_BENCH_SOCKET:-inet}; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Postfix $(postconf -c "$C" -h mail_version), $N messages x $ROUNDS rounds, $S sessions"
+# STRICTMX_BENCH_VARIANTS="plain listed" runs only those; STRICTMX_BENCH_PERF=FILE records a
+# perf profile of the milter over all rounds.
+if [ -n "${STRICTMX_BENCH_PERF:-}" ]; then
+    perf record -g -o "$STRICTMX_BENCH_PERF" -p "$milter_pid" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
 for r in $(seq 1 "$ROUNDS"); do
-    for v in none plain relaxed listed; do round "$v"; done
+    for v in ${STRICTMX_BENCH_VARIANTS:-none null plain relaxed listed}; do round "$v"; done
 done
+if [ -n "${perf_pid:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 grep -c "route=requiretls" "$W/milter.log" | sed 's/^/# milter log lines route=requiretls: /' || true
 grep -c "route=relaxed" "$W/milter.log" | sed 's/^/# milter log lines route=relaxed: /' || true
 grep -E "status=(deferred|bounced)" "$P/maillog" | head -3 | sed 's/^/# not delivered: /' || true
