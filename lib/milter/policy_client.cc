@@ -91,7 +91,7 @@ PolicyClient::PolicyClient(std::string address, int timeout_ms, std::size_t max_
 }
 
 PolicyClient::~PolicyClient() {
-    for (int fd : idle_) ::close(fd);
+    for (const auto& i : idle_) ::close(i.fd);
 }
 
 PolicyClient::Stats PolicyClient::stats() const {
@@ -194,15 +194,30 @@ PolicyClient::Result PolicyClient::lookup(std::string_view map, std::string_view
     for (int attempt = 0; attempt < 2; ++attempt) {
         int fd = -1;
         bool pooled = false;
+        std::vector<int> stale;
         {
             std::lock_guard lock(mu_);
             if (attempt == 0) ++stats_.lookups;
-            if (!idle_.empty()) {
-                fd = idle_.back();
+            auto now = Clock::now();
+            // The retry always connects afresh: every other pooled connection may be as old.
+            while (attempt == 0 && !idle_.empty()) {
+                Idle i = idle_.back();
                 idle_.pop_back();
+                if (now - i.since > kMaxIdle) {
+                    stale.push_back(i.fd);
+                    continue;
+                }
+                fd = i.fd;
                 pooled = true;
+                break;
+            }
+            // The oldest are at the front: anything there past kMaxIdle goes too.
+            while (!idle_.empty() && now - idle_.front().since > kMaxIdle) {
+                stale.push_back(idle_.front().fd);
+                idle_.erase(idle_.begin());
             }
         }
+        for (int s_fd : stale) ::close(s_fd);
         std::string why;
         if (fd < 0) {
             fd = connect_fd(deadline, why);
@@ -219,7 +234,7 @@ PolicyClient::Result PolicyClient::lookup(std::string_view map, std::string_view
         if (r.payload) {
             std::lock_guard lock(mu_);
             if (reusable && idle_.size() < max_idle_) {
-                idle_.push_back(fd);
+                idle_.push_back({fd, Clock::now()});
                 fd = -1;
             }
         }

@@ -25,8 +25,10 @@ class PolicyClient {
         std::optional<std::string> payload;  // the reply netstring's payload
         std::string failure;                 // why there is none
     };
-    // Ask `map KEY`. Never throws; a connection that fails after being idle in the pool is
-    // replaced once (the daemon closes idle connections).
+    // Ask `map KEY`. Never throws. Pooled connections idle longer than kMaxIdle are closed
+    // unused (strictmx-policyd closes idle clients after daemon.idle_timeout_s, 15 s by
+    // default); a pooled connection that fails anyway is replaced by a fresh one, once.
+    static constexpr std::chrono::seconds kMaxIdle{5};
     Result lookup(std::string_view map, std::string_view key);
 
     struct Stats {
@@ -43,7 +45,11 @@ class PolicyClient {
     int timeout_ms_;
     std::size_t max_idle_;
     mutable std::mutex mu_;
-    std::vector<int> idle_;
+    struct Idle {
+        int fd;
+        std::chrono::steady_clock::time_point since;
+    };
+    std::vector<Idle> idle_;
     Stats stats_;
 };
 

@@ -368,6 +368,57 @@ TEST_CASE("policy client: request format, reuse, deadline, refused") {
     CHECK_THROWS_AS(PolicyClient("inet:127.0.0.1:99999", 100), std::invalid_argument);
 }
 
+TEST_CASE("policy client: every pooled connection closed by the daemon at once") {
+    // strictmx-policyd closes idle clients; after a quiet spell every pooled connection is
+    // gone. A lookup must then reach the daemon on a fresh connection, not fail on the next
+    // stale one.
+    int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t alen = sizeof a;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
+    ::listen(lfd, 16);
+    std::vector<std::thread> conns;
+    std::mutex mu;
+    std::thread acceptor([&] {
+        for (;;) {
+            int c = ::accept(lfd, nullptr, nullptr);
+            if (c < 0) return;
+            std::lock_guard l(mu);
+            conns.emplace_back([c] {  // one answer, a little late, then the connection closes
+                std::string buf;
+                char tmp[256];
+                for (;;) {
+                    auto r = netstring::parse(buf);
+                    if (r.status == netstring::ParseResult::Status::Complete) break;
+                    ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+                    if (n <= 0) break;
+                    buf.append(tmp, static_cast<std::size_t>(n));
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                std::string out = netstring::encode("OK dane-only");
+                ::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+                ::close(c);
+            });
+        }
+    });
+    PolicyClient pc("inet:127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 2000);
+    std::vector<std::thread> first;
+    for (int i = 0; i < 4; ++i)
+        first.emplace_back([&] { CHECK(pc.lookup("requiretls", "a.example").payload); });
+    for (auto& t : first) t.join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto r = pc.lookup("requiretls", "b.example");
+    CHECK(r.payload == std::optional<std::string>("OK dane-only"));
+    CHECK(r.failure.empty());
+    ::shutdown(lfd, SHUT_RDWR);
+    ::close(lfd);
+    acceptor.join();
+    for (auto& t : conns) t.join();
+}
+
 TEST_CASE("requiretls profile: any DANE is dane-only, testing counts, nothing else") {
     using namespace strictmx::policy;
     const Profile& p = *find_profile("requiretls");
