@@ -9,6 +9,8 @@
 # Variants, each ROUNDS times (default 3), MESSAGES messages (default 5000) over SESSIONS
 # parallel sessions (default 20), one recipient each:
 #   none       smtpd_milters empty: the baseline
+#   filter     no milter, but Postfix's own header_checks sends every message through the
+#              strictmx-relaxed transport with FILTER: what the routing alone costs
 #   null       strictmx-null-milter (libmilter, same negotiation, decides nothing): the floor
 #              of any libmilter milter on this machine
 #   plain      the milter, mail that requires nothing (no lookup, no header change)
@@ -142,6 +144,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 strictmx-requiretls unix - - n - - smtp
 strictmx-relaxed unix - - n - - smtp
 CF
+echo '/^Subject:/ FILTER strictmx-relaxed:' > "$C/filter_all"
 chown postfix: "$P/data"
 touch "$P/maillog"
 postfix -c "$C" start >"$W/postfix-start.log" 2>&1 || { cat "$W/postfix-start.log" "$P/maillog" >&2; exit 1; }
@@ -154,14 +157,19 @@ ticks() {  # utime + stime of a process, in clock ticks
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 hz=$(getconf CLK_TCK)
+busy() {  # all CPUs: non-idle ticks since boot
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
+}
 
 round() {  # VARIANT
     local variant=$1 from=bench@plain.test hdr=()
     local pid=$milter_pid
     case $variant in
-        none) postconf -c "$C" -e "smtpd_milters =" ;;
-        null) postconf -c "$C" -e "smtpd_milters = $PF_NULL"; pid=$null_pid ;;
-        *) postconf -c "$C" -e "smtpd_milters = $PF_MILTER" ;;
+        none) postconf -c "$C" -e "smtpd_milters =" "header_checks =" ;;
+        filter) postconf -c "$C" -e "smtpd_milters =" \
+                    "header_checks = regexp:$C/filter_all" ;;
+        null) postconf -c "$C" -e "smtpd_milters = $PF_NULL" "header_checks ="; pid=$null_pid ;;
+        *) postconf -c "$C" -e "smtpd_milters = $PF_MILTER" "header_checks =" ;;
     esac
     [ "$variant" = listed ] && from=bench@listed.test
     postfix -c "$C" reload >/dev/null 2>&1
@@ -173,15 +181,18 @@ round() {  # VARIANT
     printf 'From: %s\nTo: rcpt@sink.test\nSubject: bench\n%s\n%s\n' "$from" "$tlsreq" \
         "$(head -c 900 /dev/zero | tr '\0' x)" > "$W/msg"
     local opts=(-m "$N" -s "$S" -F "$W/msg" -f "$from" -t rcpt@sink.test)
-    local c0 t0 t1 c1
+    local c0 t0 t1 c1 b0 b1
     c0=$(ticks "$pid")
+    b0=$(busy)
     t0=$(date +%s.%N)
     smtp-source "${opts[@]}" 127.0.0.5:25
     while ! queue_empty; do sleep 0.05; done
     t1=$(date +%s.%N)
     c1=$(ticks "$pid")
+    b1=$(busy)
     awk -v v="$variant" -v n="$N" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
-        'BEGIN { t = t1 - t0; printf "%-8s %6d msgs %7.2f s %8.0f msg/s  milter CPU %6.1f us/msg\n", v, n, t, n / t, (c1 - c0) / hz * 1e6 / n }'
+        -v b0="$b0" -v b1="$b1" -v cores="$(nproc)" \
+        'BEGIN { t = t1 - t0; printf "%-8s %6d msgs %7.2f s %8.0f msg/s  milter CPU %6.1f us/msg  machine busy %3.0f%%\n", v, n, t, n / t, (c1 - c0) / hz * 1e6 / n, (b1 - b0) / hz / t / cores * 100 }'
 }
 
 chmod 666 "$W"/*.sock 2>/dev/null || true
@@ -193,7 +204,7 @@ if [ -n "${STRICTMX_BENCH_PERF:-}" ]; then
     perf_pid=$!
 fi
 for r in $(seq 1 "$ROUNDS"); do
-    for v in ${STRICTMX_BENCH_VARIANTS:-none null plain relaxed listed}; do round "$v"; done
+    for v in ${STRICTMX_BENCH_VARIANTS:-none filter null plain relaxed listed}; do round "$v"; done
 done
 if [ -n "${perf_pid:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 grep -c "route=requiretls" "$W/milter.log" | sed 's/^/# milter log lines route=requiretls: /' || true
