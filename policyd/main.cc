@@ -22,6 +22,7 @@
 #include "policy/service.hh"
 #include "server.hh"
 #include "tlsrpt/collector.hh"
+#include "tlsrpt/sources.hh"
 #include "util/log.hh"
 
 using namespace strictmx;
@@ -211,6 +212,24 @@ int main(int argc, char** argv) {
         std::size_t loaded = rt->engine->load();
         if (collector) collector->start();
         policy::Service service(*rt->engine);
+        // TLSRPT outcomes the daemon records itself: Exim's events (the exim listener's
+        // tlsrpt verb) and policy failures answered to MTAs that do not report them.
+        std::unique_ptr<tlsrpt::OwnReporter> own;
+        if (collector) {
+            own = std::make_unique<tlsrpt::OwnReporter>(*rt->resolver, *collector);
+            auto* reporter = own.get();
+            auto* now_of = &rt->clock;
+            service.set_tlsrpt_hooks(
+                [reporter, now_of](const policy::Decision& d, const char* source) {
+                    tlsrpt::Attempt a;
+                    a.domain = d.domain;
+                    a.code = d.failure_code;
+                    reporter->report(d, std::move(a), source, now_of->now());
+                },
+                [reporter, now_of](const policy::Decision& d, tlsrpt::Attempt a) {
+                    reporter->report(d, std::move(a), "exim", now_of->now());
+                });
+        }
         server.set_service(&service);
         server.start_accepting();
 

@@ -24,6 +24,19 @@ const Profile* find_profile(std::string_view name) {
     return nullptr;
 }
 
+int failure_code_of(std::string_view text) {
+    struct Code {
+        const char* name;
+        int code;
+    };
+    static const Code kCodes[] = {{"sts-policy-fetch-error:", 301},
+                                  {"sts-policy-invalid:", 302},
+                                  {"sts-webpki-invalid:", 303}};
+    for (const auto& c : kCodes)
+        if (text.starts_with(c.name)) return c.code;
+    return 0;
+}
+
 const char* profile_names() {
     return "postfix, postfix-tlsrpt, strict, strict-tlsrpt, requiretls";
 }

@@ -31,7 +31,17 @@ struct Decision {
     std::string mx_error;       // why the MX set is unknown
     std::string override_text;  // Override only
     std::string dane_level;     // Dane only
+    // A policy failure behind this answer, as an RFC 8460 result type (libtlsrpt's codes:
+    // 301 sts-policy-fetch-error, 302 sts-policy-invalid, 303 sts-webpki-invalid, 305
+    // dnssec-invalid); 0 for none. Set when the failure decided the answer (a fetch that
+    // failed with no cached policy, a bogus DNSSEC answer), not for a failed refresh that a
+    // cached policy covered.
+    int failure_code = 0;
 };
+
+// The failure code of a failure text that starts with an RFC 8460 result type name
+// ("sts-policy-fetch-error: ..."), 0 otherwise.
+int failure_code_of(std::string_view text);
 
 struct Profile {
     std::string name;
@@ -49,7 +59,8 @@ const Profile* find_profile(std::string_view name);
 
 struct Reply {
     enum class Kind { Ok, NotFound, Temp } kind = Kind::NotFound;
-    std::string text;  // Ok: the policy; Temp: the reason
+    std::string text;       // Ok: the policy; Temp: the reason
+    int failure_code = 0;   // the decision's failure_code (for TLSRPT), not part of the answer
 };
 
 // The DANE level a profile answers: "dane" becomes "dane-only" when an enforced MTA-STS

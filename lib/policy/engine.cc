@@ -85,6 +85,7 @@ Decision Engine::failure_decision(const std::string& domain, int fail_class, con
     d.domain = domain;
     d.source = "dns";
     d.why = why;
+    if (fail_class == 2) d.failure_code = 305;  // dnssec-invalid
     if (action == config::OnFailure::NotFound && !never_relax) {
         d.kind = Decision::Kind::NotFound;
         d.why += std::string(" (policy.on_failure.") + cls + " = notfound)";
@@ -123,6 +124,7 @@ std::optional<Decision> Engine::sts_from_cache(const std::string& domain, const 
     if (e.negative_until > now) {
         d.kind = Decision::Kind::NotFound;
         d.why = e.negative_why.empty() ? "no MTA-STS policy" : e.negative_why;
+        d.failure_code = failure_code_of(e.negative_why);
         return d;
     }
     return std::nullopt;
@@ -524,6 +526,7 @@ void Engine::on_fetch_done(const std::shared_ptr<Job>& job, sts::FetchResult r) 
     d.domain = domain;
     d.source = "fetch";
     d.why = e.negative_why;
+    d.failure_code = failure_code_of(failure);
     set_sts(job, d);
 }
 

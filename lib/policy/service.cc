@@ -104,6 +104,8 @@ void Service::decide(const std::string& raw_key, const Profile& profile,
     const Profile* p = &profile;
     engine_.lookup(key.domain, [this, p, done](const Decision& d) {
         Reply r = render(d, *p);
+        r.failure_code = d.failure_code;
+        note_failure(d, *p, "policy");
         std::string_view answer = r.kind == Reply::Kind::Ok ? std::string_view(r.text)
                                                             : std::string_view(reply_word(r.kind));
         if (worth_logging(d, p->name, answer, r.kind == Reply::Kind::Temp)) {
@@ -146,9 +148,38 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
     std::erase_if(words, [](std::string_view w) { return w.empty(); });
     const Profile* p = &profile;
     if (words.size() == 2 && words[0] == "query") {
-        decide_raw(std::string(words[1]), profile, [reply, p](const Decision* d) {
+        decide_raw(std::string(words[1]), profile, [this, reply, p](const Decision* d) {
+            // Exim reports no TLS outcomes itself: a policy failure is recorded here.
+            if (d && on_failure_ && d->failure_code != 0) on_failure_(*d, "exim");
             reply((d ? render_exim(*d, *p) : std::string("level=none")) + "\n");
         });
+        return;
+    }
+    if (!words.empty() && words[0] == "tlsrpt") {
+        auto parsed = tlsrpt::parse_exim_tlsrpt(line);
+        if (auto* why = std::get_if<std::string>(&parsed)) {
+            if (!why->starts_with("ignored"))
+                log::warn("malformed exim tlsrpt request", {{"request", line}, {"why", *why}});
+            reply(*why + "\n");
+            return;
+        }
+        if (!on_attempt_) {
+            reply("ignored: no [tlsrpt] collector configured\n");
+            return;
+        }
+        auto attempt = std::get<tlsrpt::Attempt>(std::move(parsed));
+        std::string domain = attempt.domain;
+        decide_raw(domain, profile,
+                   [this, reply, attempt = std::move(attempt)](const Decision* d) mutable {
+                       // A policy failure was recorded when Exim asked for the policy: the
+                       // same delivery is not counted again as a session of no policy.
+                       if (!d || d->failure_code != 0) {
+                           reply("ignored: recorded as a policy failure\n");
+                           return;
+                       }
+                       on_attempt_(*d, std::move(attempt));
+                       reply("ok\n");
+                   });
         return;
     }
     if (words.size() == 3 && words[0] == "mxcheck") {
@@ -165,8 +196,8 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
     }
     log::warn("malformed exim request", {{"request", line}});
     reply(
-        "level=tempfail reason=\"malformed request: expected 'query DOMAIN' or 'mxcheck DOMAIN "
-        "HOST'\"\n");
+        "level=tempfail reason=\"malformed request: expected 'query DOMAIN', 'mxcheck DOMAIN "
+        "HOST' or 'tlsrpt RESULT MSGID DOMAIN MXHOST IP [TEXT]'\"\n");
 }
 
 namespace {
@@ -218,6 +249,12 @@ void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile
             ++stats_.lookups;
             ++stats_.repeated;
             ++stats_.prerendered;
+            if (it->second.failure_code != 0 && on_failure_ && !profile.tlsrpt) {
+                Decision d;
+                d.domain = domain_;
+                d.failure_code = it->second.failure_code;
+                on_failure_(d, "policy");
+            }
             reply(it->second.bytes);
             return;
         }
@@ -231,7 +268,7 @@ void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile
                if (from_cache) {
                    if (auto token = engine_.token(domain)) {
                        if (rendered_.size() >= kMaxRendered) rendered_.clear();
-                       rendered_[std::move(slot)] = Rendered{*token, bytes};
+                       rendered_[std::move(slot)] = Rendered{*token, bytes, r.failure_code};
                    }
                }
                reply(std::move(bytes));

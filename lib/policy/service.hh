@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "policy/engine.hh"
+#include "tlsrpt/sources.hh"
 
 namespace strictmx::policy {
 
@@ -28,7 +29,20 @@ class Service {
 
     // Exim ${readsocket}: one request line, "query DOMAIN" or "mxcheck DOMAIN HOST"; the
     // reply is one line (with its newline). mxcheck answers an empty line to allow.
+    // "tlsrpt RESULT MSGID DOMAIN MXHOST IP [TEXT]" (tlsrpt/sources.hh) reports one delivery
+    // attempt from Exim's events; the reply is "ok" or why the line was not kept.
     void exim(std::string_view line, const Profile& profile, ReplyFn reply);
+
+    // TLSRPT (set when the collector runs). `on_failure`: a lookup from an MTA that does not
+    // report TLS outcomes itself (Exim, and Postfix through a profile without -tlsrpt) was
+    // answered from a policy failure (Decision::failure_code). `on_attempt`: Exim reported a
+    // delivery attempt. Both run on the loop.
+    using FailureHook = std::function<void(const Decision&, const char* source)>;
+    using AttemptHook = std::function<void(const Decision&, tlsrpt::Attempt)>;
+    void set_tlsrpt_hooks(FailureHook on_failure, AttemptHook on_attempt) {
+        on_failure_ = std::move(on_failure);
+        on_attempt_ = std::move(on_attempt);
+    }
 
     // What a lookup answers when its deadline passes before the resolution ends.
     static std::string socketmap_deadline_reply();
@@ -63,7 +77,13 @@ class Service {
     bool worth_logging(const Decision& d, const std::string& profile, std::string_view answer,
                        bool temp);
 
+    void note_failure(const Decision& d, const Profile& profile, const char* source) {
+        if (on_failure_ && d.failure_code != 0 && !profile.tlsrpt) on_failure_(d, source);
+    }
+
     Engine& engine_;
+    FailureHook on_failure_;
+    AttemptHook on_attempt_;
     std::set<std::string> unknown_names_logged_;
     // domain + profile -> hash of the answer last logged; bounded (cleared when full, after
     // which each answer is logged once more).
@@ -72,6 +92,7 @@ class Service {
     struct Rendered {
         std::uint64_t token = 0;
         std::string bytes;
+        int failure_code = 0;  // the decision's, for note_failure() on later hits
     };
     std::unordered_map<std::string, Rendered> rendered_;
     std::string domain_, slot_;  // answer()'s working buffers

@@ -262,7 +262,7 @@ class Policyd:
     """strictmx-policyd on the fixture's configuration (resolver, HTTPS, overrides),
     with its own state directory and cache, listening only where LISTEN says."""
 
-    def __init__(self, workdir, directory, listen):
+    def __init__(self, workdir, directory, listen, extra=None):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.binary = os.environ.get("STRICTMX_POLICYD") or subprocess.run(
@@ -275,6 +275,8 @@ class Policyd:
         cfg.setdefault("daemon", {})["state_dir"] = directory
         cfg.setdefault("cache", {})["path"] = os.path.join(directory, "cache.db")
         cfg["listen"] = listen
+        for section, table in (extra or {}).items():
+            cfg.setdefault(section, {}).update(table)
         out = ["# strictmx-policyd for the Exim tests: the fixture's strictmx.toml, own",
                "# state and cache, Exim listeners."]
         _toml_tables("", {k: v for k, v in cfg.items() if k != "listen"}, out)

@@ -38,7 +38,8 @@ PAIRS = [("main/50_strictmx", "strictmx-main.conf"),
 def logical_lines(text, debian):
     """Exim's view of a file: comments and blank lines dropped, continuation lines
     joined. For Debian files, the DCconfig_internet guard and the .ifdef blocks of
-    Debian's remote_smtp macro hooks are dropped too."""
+    Debian's remote_smtp macro hooks are dropped too (strictmx's own .ifdef STRICTMX_
+    switches stay)."""
     joined, cur = [], None
     for raw in text.splitlines():
         s = raw.strip()
@@ -55,6 +56,10 @@ def logical_lines(text, debian):
         return joined
     out, stack = [], []
     for s in joined:
+        if s.startswith(".ifdef STRICTMX_"):  # strictmx's own switches (STRICTMX_TLSRPT)
+            stack.append("keep")
+            out.append(s)
+            continue
         if s.startswith(".ifdef "):
             stack.append("guard" if s == ".ifdef DCconfig_internet" else "hook")
             continue

@@ -33,8 +33,8 @@ ENFORCE = ("level=secure mode=enforce mx=mx1.enforce.test:*.pool.enforce.test "
 WILD = ("level=secure mode=enforce mx=zz.wild.test:aa.wild.test:*.pool.wild.test "
         "match=zz.wild.test:aa.wild.test:a.pool.wild.test:b.pool.wild.test:c.pool.wild.test")
 NOT_ALLOWED = "MX host {h} is not allowed by the MTA-STS policy of {d}"
-MALFORMED = ("level=tempfail reason=\"malformed request: expected 'query DOMAIN' or "
-             "'mxcheck DOMAIN HOST'\"")
+MALFORMED = ("level=tempfail reason=\"malformed request: expected 'query DOMAIN', "
+             "'mxcheck DOMAIN HOST' or 'tlsrpt RESULT MSGID DOMAIN MXHOST IP [TEXT]'\"")
 
 
 def ask(request):
