@@ -221,12 +221,12 @@ int main(int argc, char** argv) {
             auto* now_of = &rt->clock;
             service.set_tlsrpt_hooks(
                 [reporter, now_of](const policy::Decision& d, const char* source) {
-                    tlsrpt::Attempt a;
+                    tlsrpt::SessionEvent a;
                     a.domain = d.domain;
                     a.code = d.failure_code;
                     reporter->report(d, std::move(a), source, now_of->now());
                 },
-                [reporter, now_of](const policy::Decision& d, tlsrpt::Attempt a) {
+                [reporter, now_of](const policy::Decision& d, tlsrpt::SessionEvent a) {
                     reporter->report(d, std::move(a), "exim", now_of->now());
                 });
         }

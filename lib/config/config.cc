@@ -211,6 +211,10 @@ const std::vector<Setting>& table() {
             INT("https", "connect_timeout_ms", https_connect_timeout_ms, 100, 120'000,
                 "TCP and TLS connect deadline."),
             STR("cache", "path", cache_path, "SQLite cache file. Default: STATE_DIR/cache.db."),
+            BOOL("cache", "memory_only", cache_memory_only,
+                 "Keep the cache in memory only, on purpose: policies are forgotten at every "
+                 "restart (the trust-on-first-use gap RFC 8461 section 10 warns of). Without "
+                 "it a cache file that cannot be opened for writing stops the daemon at start."),
             INT("cache", "negative_ttl", negative_ttl, 60, 86'400,
                 "How long a domain without a policy is remembered (seconds)."),
             INT("cache", "fetch_failure_ttl", fetch_failure_ttl, 10, 86'400,

@@ -49,6 +49,7 @@ struct Config {
     int https_connect_timeout_ms = 5'000;
     // [cache]
     std::string cache_path;  // default: STATE_DIR/cache.db
+    bool cache_memory_only = false;  // no cache file, on purpose
     int negative_ttl = 3600;
     int fetch_failure_ttl = 300;
     int refresh_interval = 3600;

@@ -2,8 +2,12 @@
 // Wiring shared by strictmx-policyd and strictmx.
 #include "policy/runtime.hh"
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -147,6 +151,30 @@ sts::CurlOptions fetcher_options(const config::Config& c) {
     return o;
 }
 
+namespace {
+std::string owner_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return "missing";
+    passwd* pw = ::getpwuid(st.st_uid);
+    group* gr = ::getgrgid(st.st_gid);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string("owner ") + (pw ? pw->pw_name : std::to_string(st.st_uid)) + ":" +
+           (gr ? gr->gr_name : std::to_string(st.st_gid)) + ", mode " + mode;
+}
+}  // namespace
+
+std::string unwritable_cache_message(const std::string& path) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    passwd* me = ::getpwuid(::geteuid());
+    std::string user = me ? me->pw_name : std::to_string(::geteuid());
+    return "cache.path " + path + " cannot be opened for writing; set cache.memory_only = " +
+           "true to run without a cache file, or chown " + user + ": " + dir +
+           " (the packages' tmpfiles.d does for /var/lib/strictmx). File: " + owner_of(path) +
+           "; directory: " + owner_of(dir) + "; the daemon runs as " + user;
+}
+
 std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config& c,
                                          bool persistent) {
     auto rt = std::make_unique<Runtime>();
@@ -155,11 +183,16 @@ std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config&
     rt->probe_zone_ = probe_zone(c, ropts);
     rt->resolver = std::make_unique<dns::UnboundResolver>(base, ropts);
     rt->fetcher = std::make_unique<sts::CurlFetcher>(base, fetcher_options(c));
-    if (persistent) {
+    if (persistent && c.cache_memory_only) {
+        log::warn("cache in memory only (cache.memory_only = true): policies are forgotten at "
+                  "every restart");
+    } else if (persistent) {
         std::string path = cache_path(c);
         std::error_code ec;
         std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
         rt->store = store::Store::open(path, rt->clock.now());
+        if (!rt->store->persistent())
+            throw std::runtime_error(unwritable_cache_message(path));
     }
     rt->engine = std::make_unique<Engine>(*rt->resolver, *rt->fetcher, rt->store.get(), rt->clock,
                                           EngineOptions::from(c));

@@ -18,6 +18,8 @@
 namespace strictmx::policy {
 
 std::string cache_path(const config::Config& c);
+// Why the daemon refuses a cache file it cannot write: the path, owners, modes and the fix.
+std::string unwritable_cache_message(const std::string& path);
 // `seed_anchor`: copy the root trust anchor into the state directory when missing (the
 // daemon does; `strictmx query` only reads).
 dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor = true);

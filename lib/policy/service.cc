@@ -167,7 +167,7 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
             reply("ignored: no [tlsrpt] collector configured\n");
             return;
         }
-        auto attempt = std::get<tlsrpt::Attempt>(std::move(parsed));
+        auto attempt = std::get<tlsrpt::SessionEvent>(std::move(parsed));
         std::string domain = attempt.domain;
         decide_raw(domain, profile,
                    [this, reply, attempt = std::move(attempt)](const Decision* d) mutable {
@@ -285,11 +285,15 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
     std::string_view key = payload.substr(sp + 1);
     const Profile* profile = find_profile(name);
     if (!profile) {
+        // A typo in main.cf (":postfx") must not mean "no policy" for every domain: TEMP
+        // defers the mail, and the log (once per name) says what is wrong.
         if (unknown_names_logged_.size() < 100 &&
             unknown_names_logged_.insert(std::string(name)).second)
-            log::warn("unknown socketmap name, answering NOTFOUND",
-                      {{"name", name}, {"known", policy::profile_names()}});
-        reply("NOTFOUND ");
+            log::error("unknown socketmap map name, answering TEMP (mail is deferred); fix "
+                       "the name in smtp_tls_policy_maps",
+                       {{"name", name}, {"known", policy::profile_names()}});
+        reply("TEMP unknown socketmap map name " + sanitize(name, 64) + " (known: " +
+              policy::profile_names() + ")");
         return;
     }
     answer(Wire::Socketmap, key, *profile, std::move(reply));

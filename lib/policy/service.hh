@@ -38,7 +38,7 @@ class Service {
     // answered from a policy failure (Decision::failure_code). `on_attempt`: Exim reported a
     // delivery attempt. Both run on the loop.
     using FailureHook = std::function<void(const Decision&, const char* source)>;
-    using AttemptHook = std::function<void(const Decision&, tlsrpt::Attempt)>;
+    using AttemptHook = std::function<void(const Decision&, tlsrpt::SessionEvent)>;
     void set_tlsrpt_hooks(FailureHook on_failure, AttemptHook on_attempt) {
         on_failure_ = std::move(on_failure);
         on_attempt_ = std::move(on_attempt);

@@ -22,7 +22,7 @@ std::string lowered_host(std::string_view s) {
 }
 }  // namespace
 
-std::variant<Attempt, std::string> parse_exim_tlsrpt(std::string_view line) {
+std::variant<SessionEvent, std::string> parse_exim_tlsrpt(std::string_view line) {
     std::string_view rest = trim(line);
     auto word = [&rest]() {
         std::size_t sp = rest.find(' ');
@@ -34,7 +34,7 @@ std::variant<Attempt, std::string> parse_exim_tlsrpt(std::string_view line) {
     std::string_view result = word(), id = word(), domain = word(), host = word(), ip = word();
     if (ip.empty())
         return std::string("expected: tlsrpt RESULT MSGID DOMAIN MXHOST IP [TEXT]");
-    Attempt a;
+    SessionEvent a;
     if (id.size() > 64 || id.find_first_of("|\t") != std::string_view::npos)
         return std::string("bad message id");
     a.id = std::string(id);
@@ -86,7 +86,7 @@ int classify_exim_defer(std::string_view error) {
     return 0;
 }
 
-PolicyOutcome policy_for(const policy::Decision& d, const Attempt& a) {
+PolicyOutcome policy_for(const policy::Decision& d, const SessionEvent& a) {
     PolicyOutcome p;
     p.domain = a.domain;
     switch (d.kind) {
@@ -113,7 +113,7 @@ PolicyOutcome policy_for(const policy::Decision& d, const Attempt& a) {
     return p;
 }
 
-void OwnReporter::report(const policy::Decision& d, Attempt a, const char* source,
+void OwnReporter::report(const policy::Decision& d, SessionEvent a, const char* source,
                          std::int64_t now) {
     std::string key = a.id + "|" + a.domain + "|" + a.mx_host + "|" + a.ip + "|" +
                       std::to_string(a.code);
@@ -136,7 +136,7 @@ void OwnReporter::report(const policy::Decision& d, Attempt a, const char* sourc
     }
     PolicyOutcome p = policy_for(d, a);
     ++in_flight_;
-    auto attempt = std::make_shared<Attempt>(std::move(a));
+    auto attempt = std::make_shared<SessionEvent>(std::move(a));
     auto policy = std::make_shared<PolicyOutcome>(std::move(p));
     resolver_.resolve(
         "_smtp._tls." + attempt->domain, dns::rrtype::TXT,
@@ -180,7 +180,7 @@ void OwnReporter::report(const policy::Decision& d, Attempt a, const char* sourc
         });
 }
 
-void OwnReporter::submit(PolicyOutcome p, const Attempt& a, const std::string& record,
+void OwnReporter::submit(PolicyOutcome p, const SessionEvent& a, const std::string& record,
                          const char* source) {
     if (a.code != 0) {
         p.failed = true;

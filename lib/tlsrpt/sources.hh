@@ -21,7 +21,7 @@ namespace strictmx::tlsrpt {
 class Collector;
 
 // One delivery attempt to one MX host.
-struct Attempt {
+struct SessionEvent {
     std::string id;          // the MTA's message id: one session per message, host and result
     std::string domain;      // the recipient (report) domain, lowercase, no trailing dot
     std::string mx_host;     // "" when unknown
@@ -35,7 +35,7 @@ struct Attempt {
 // RESULT: "success", an RFC 8460 result type, or "defer" (TEXT is Exim's error string of a
 // msg:host:defer event, classified by classify_exim_defer; not a TLS failure: ignored).
 // MXHOST and IP may be "-". Returns the attempt, or why the line is refused (for the reply).
-std::variant<Attempt, std::string> parse_exim_tlsrpt(std::string_view line);
+std::variant<SessionEvent, std::string> parse_exim_tlsrpt(std::string_view line);
 
 // Exim's error text for a host deferral -> result type code; 0 when it is not a TLS failure
 // (connection refused, a 4xx reply, a timeout before STARTTLS: RFC 8460 counts TLS sessions).
@@ -45,7 +45,7 @@ int classify_exim_defer(std::string_view error);
 // tlsa, policy-domain the MX host (strings added later from its TLSA records); MTA-STS ->
 // sts with the policy's lines and mx patterns; a policy failure -> its policy type with no
 // strings; anything else -> no-policy-found.
-PolicyOutcome policy_for(const policy::Decision& d, const Attempt& a);
+PolicyOutcome policy_for(const policy::Decision& d, const SessionEvent& a);
 
 class OwnReporter {
   public:
@@ -56,7 +56,7 @@ class OwnReporter {
     // a domain without a usable record gets no report (nothing to send it to). Bounded: past
     // kMaxInFlight lookups, and for an id seen within kDedupSeconds with the same host and
     // result, the attempt is counted and dropped.
-    void report(const policy::Decision& d, Attempt a, const char* source, std::int64_t now);
+    void report(const policy::Decision& d, SessionEvent a, const char* source, std::int64_t now);
 
     struct Stats {
         std::uint64_t reported = 0, no_record = 0, duplicate = 0, dropped = 0;
@@ -68,7 +68,7 @@ class OwnReporter {
     static constexpr std::size_t kMaxDedup = 100'000;
 
   private:
-    void submit(PolicyOutcome p, const Attempt& a, const std::string& record,
+    void submit(PolicyOutcome p, const SessionEvent& a, const std::string& record,
                 const char* source);
 
     dns::Resolver& resolver_;

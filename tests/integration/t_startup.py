@@ -125,6 +125,33 @@ def main():
     t.ok(answer is not None and "dane" not in answer, "dnssec = false: no DANE answer",
          repr(answer))
 
+    # A cache file that cannot be written: refused with path, owners and the fix, unless a
+    # memory-only cache is chosen explicitly. (The tests run as root, which may write
+    # anywhere: the cache's directory is a regular file here.)
+    d = os.path.join(base, "cachero")
+    os.makedirs(d, exist_ok=True)
+    blocker = os.path.join(d, "notadir")
+    with open(blocker, "w") as f:
+        f.write("a file where the cache directory should be\n")
+    conf = config(w, d, f'unbound_config = "{ub_lib}"')
+    with open(conf) as f:
+        text = f.read().replace(f'path = "{d}/cache.db"', f'path = "{blocker}/cache.db"')
+    with open(conf, "w") as f:
+        f.write(text)
+    rc, out, _ = run(binary, conf)
+    t.eq(rc, 1, "unwritable cache: refuses to start")
+    t.ok(f"{blocker}/cache.db" in out and "cache.memory_only" in out and "chown" in out,
+         "unwritable cache: the message names the path and the fixes", out[-900:])
+    with open(conf) as f:
+        text = f.read().replace("[cache]\n", "[cache]\nmemory_only = true\n")
+    with open(conf, "w") as f:
+        f.write(text)
+    rc, out, answer = run(binary, conf, query="dane-signed.test")
+    t.eq(rc, None, "cache.memory_only = true: starts")
+    t.eq(answer, "OK dane-only", "cache.memory_only = true: answers")
+    t.ok("memory only (cache.memory_only = true)" in out,
+         "cache.memory_only = true: the log says so", out[-600:])
+
     # Root without daemon.user and without allow_root.
     d = os.path.join(base, "root")
     os.makedirs(d, exist_ok=True)

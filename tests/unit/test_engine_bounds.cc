@@ -392,3 +392,18 @@ TEST_CASE("cache hits answer from the pre-rendered reply until the entry changes
     r.dns.set("_mta-sts.a.example", dns::rrtype::TXT, nxdomain());
     CHECK(ask("a.example") == "NOTFOUND ");
 }
+
+TEST_CASE("an unknown socketmap map name answers TEMP, never NOTFOUND") {
+    // A typo in main.cf (":postfx") would otherwise mean "no policy" for every domain.
+    Rig r;
+    Service svc(*r.engine);
+    std::string got;
+    svc.socketmap("postfx example.com", [&](std::string p) { got = p; });
+    CHECK(got.starts_with("TEMP unknown socketmap map name postfx"));
+    CHECK(got.find("postfix-tlsrpt") != std::string::npos);
+    got.clear();
+    svc.socketmap("requiretls example.com", [&](std::string p) { got = p; });
+    run(r.dns, r.https);
+    CHECK_FALSE(got.empty());
+    CHECK_FALSE(got.starts_with("TEMP unknown"));
+}

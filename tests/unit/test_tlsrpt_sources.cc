@@ -13,22 +13,22 @@ using namespace strictmx::tlsrpt;
 
 TEST_CASE("exim tlsrpt verb") {
     auto a = parse_exim_tlsrpt("tlsrpt success 1abc-000 Deliver-OK.test. MX.deliver-ok.test 127.0.0.10");
-    REQUIRE(std::holds_alternative<Attempt>(a));
-    auto& at = std::get<Attempt>(a);
+    REQUIRE(std::holds_alternative<SessionEvent>(a));
+    auto& at = std::get<SessionEvent>(a);
     CHECK(at.domain == "deliver-ok.test");
     CHECK(at.mx_host == "mx.deliver-ok.test");
     CHECK(at.ip == "127.0.0.10");
     CHECK(at.code == 0);
     auto f = parse_exim_tlsrpt("tlsrpt validation-failure id dane.example - - DANE mismatch");
-    REQUIRE(std::holds_alternative<Attempt>(f));
-    CHECK(std::get<Attempt>(f).code == 205);
-    CHECK(std::get<Attempt>(f).mx_host.empty());
-    CHECK(std::get<Attempt>(f).additional == "DANE mismatch");
+    REQUIRE(std::holds_alternative<SessionEvent>(f));
+    CHECK(std::get<SessionEvent>(f).code == 205);
+    CHECK(std::get<SessionEvent>(f).mx_host.empty());
+    CHECK(std::get<SessionEvent>(f).additional == "DANE mismatch");
     auto d = parse_exim_tlsrpt(
         "tlsrpt defer id x.example mx.x.example ::1 a TLS session is required, but the server "
         "did not offer TLS support");
-    REQUIRE(std::holds_alternative<Attempt>(d));
-    CHECK(std::get<Attempt>(d).code == 201);
+    REQUIRE(std::holds_alternative<SessionEvent>(d));
+    CHECK(std::get<SessionEvent>(d).code == 201);
     for (const char* bad :
          {"tlsrpt", "tlsrpt success", "tlsrpt success id", "tlsrpt success id x.example mx",
           "tlsrpt bogus id x.example - -", "tlsrpt success id not_a_domain - -",
@@ -51,7 +51,7 @@ TEST_CASE("Exim's deferral texts") {
 }
 
 TEST_CASE("the policy of a session from the daemon's decision") {
-    Attempt a;
+    SessionEvent a;
     a.domain = "example.net";
     a.mx_host = "mx.example.net";
     policy::Decision d;
