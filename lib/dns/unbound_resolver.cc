@@ -55,7 +55,9 @@ UnboundResolver::UnboundResolver(event_base* base, const UnboundOptions& opts)
         check(ub_ctx_config(ctx_.get(), opts.config_file.c_str()), "ub_ctx_config");
     for (const auto& f : opts.forwarders)
         check(ub_ctx_set_fwd(ctx_.get(), f.c_str()), "ub_ctx_set_fwd");
-    if (!opts.trust_anchor_file.empty())
+    if (!opts.trust_anchor_file.empty() && opts.trust_anchor_read_only)
+        check(ub_ctx_add_ta_file(ctx_.get(), opts.trust_anchor_file.c_str()), "ub_ctx_add_ta_file");
+    else if (!opts.trust_anchor_file.empty())
         check(ub_ctx_add_ta_autr(ctx_.get(), opts.trust_anchor_file.c_str()), "ub_ctx_add_ta_autr");
     read_ev_.reset(event_new(base_, ub_fd(ctx_.get()), EV_READ | EV_PERSIST, &on_readable, this));
     if (!read_ev_ || event_add(read_ev_.get(), nullptr) != 0)

@@ -17,6 +17,8 @@ struct UnboundOptions {
     std::string config_file;              // read with ub_ctx_config (forwarders, anchors, zones)
     std::vector<std::string> forwarders;  // addresses, "ip" or "ip@port"
     std::string trust_anchor_file;        // RFC 5011 managed anchor (ub_ctx_add_ta_autr)
+    bool trust_anchor_read_only = false;  // read it as a static anchor (ub_ctx_add_ta_file):
+                                          // a user who may not write it (strictmx query)
     int timeout_ms = 5000;                // our own per-query deadline
     // Queries libunbound works on at once, at most, counting those whose deadline passed:
     // libunbound's worker thread goes on with a query until its own retries end (ub_cancel

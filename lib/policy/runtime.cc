@@ -44,6 +44,7 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
     o.max_outstanding = static_cast<std::size_t>(c.resolver_max_outstanding);
     o.validate = c.dnssec;
     o.trust_anchor_file = c.trust_anchor_file;
+    o.trust_anchor_read_only = !seed_anchor;
     if (o.trust_anchor_file.empty() && c.unbound_config.empty()) {
         // Full recursion needs the root anchor: keep an RFC 5011-managed copy in the state
         // directory, seeded from Debian's dns-root-data.
@@ -54,16 +55,16 @@ dns::UnboundOptions resolver_options(const config::Config& c, bool seed_anchor) 
             std::filesystem::create_directories(c.state_dir, ec);
             std::filesystem::copy_file(seed, ta, ec);
         }
-        if (std::filesystem::exists(ta, ec)) {
+        if (seed_anchor && std::filesystem::exists(ta, ec)) {
             o.trust_anchor_file = ta;
-        } else if (!seed_anchor && std::filesystem::exists(seed, ec)) {
-            // Read-only use: validate with a temporary copy of the seed anchor (RFC 5011
-            // updates need a writable file).
-            std::string tmp =
-                (std::filesystem::temp_directory_path() / "strictmx-root.key").string();
-            std::filesystem::copy_file(seed, tmp, std::filesystem::copy_options::overwrite_existing,
-                                       ec);
-            if (!ec) o.trust_anchor_file = tmp;
+        } else if (!seed_anchor) {
+            // Read-only use (strictmx query, any user): the daemon's anchor if this user may
+            // read it, else the seed itself; both as static anchors, nothing written, no
+            // file in a shared temporary directory.
+            if (::access(ta.c_str(), R_OK) == 0)
+                o.trust_anchor_file = ta;
+            else if (::access(seed, R_OK) == 0)
+                o.trust_anchor_file = seed;
         }
         if (o.trust_anchor_file.empty()) {
             log::error(

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "config/config.hh"
 #include "policy/runtime.hh"
@@ -250,4 +251,17 @@ TEST_CASE("[milter] settings are checked where they are read") {
     CHECK(has(problem("[[listen]]\ntype = \"tcp_table\"\naddress = \"inet:127.0.0.1:1\"\n"
                       "profile = \"requiretls\"\n[milter]\nlisten = \"inet:127.0.0.1:9\""),
               "no error"));
+}
+
+TEST_CASE("strictmx query's trust anchor: read-only, never a file in a shared directory") {
+    // The daemon keeps an RFC 5011 anchor in its state directory; a command-line user who
+    // cannot read it validates with the packaged seed, read as a static anchor.
+    auto c = parse("[daemon]\nstate_dir = \"/nonexistent/strictmx-state\"\n", "t");
+    std::filesystem::remove("/tmp/strictmx-root.key");
+    auto o = strictmx::policy::resolver_options(c, false);
+    CHECK(o.trust_anchor_read_only);
+    if (std::filesystem::exists("/usr/share/dns/root.key"))
+        CHECK(o.trust_anchor_file == "/usr/share/dns/root.key");
+    CHECK_FALSE(std::filesystem::exists("/tmp/strictmx-root.key"));
+    CHECK_FALSE(std::filesystem::exists("/nonexistent/strictmx-state"));
 }
