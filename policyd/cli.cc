@@ -6,8 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -26,12 +35,20 @@ namespace {
 
 void usage(std::FILE* out) {
     std::fputs(
-        "usage: strictmx [--config FILE] query DOMAIN\n"
+        "usage: strictmx [--config FILE] [--json] status\n"
+        "       strictmx [--config FILE] [--json] cache show DOMAIN | flush DOMAIN|--all | dump\n"
+        "       strictmx [--config FILE] [--json] query [--offline] DOMAIN\n"
         "       strictmx [--config FILE] tlsrpt send --day YYYY-MM-DD [--dry-run DIR]\n"
         "       strictmx [--config FILE] tlsrpt flush | run | stats\n"
-        "  query DOMAIN  resolve DOMAIN now (DNS, MTA-STS policy) and explain the answer each\n"
-        "                profile gives; shows what the daemon's cache holds for it.\n"
-        "                Nothing is written to the cache.\n"
+        "  status        the running daemon: version, uptime, listeners, cache, resolutions\n"
+        "  cache show    what the daemon's cache holds for DOMAIN\n"
+        "  cache flush   forget DOMAIN (or everything): the next lookup resolves afresh\n"
+        "  cache dump    every cached domain\n"
+        "  query DOMAIN  the running daemon's answer for DOMAIN in every profile (its cache,\n"
+        "                its resolver); --offline: resolve here, now, and explain each DNS\n"
+        "                record and the policy (nothing is written to the cache)\n"
+        "  --json        the daemon's JSON reply as it is (status, cache, query)\n"
+        "  --version     print the version\n"
         "  tlsrpt send   build that day's TLSRPT reports (today included) and deliver them\n"
         "                now, without the random delay; failed deliveries are queued.\n"
         "                --dry-run DIR: write one file per delivery to DIR, send nothing.\n"
@@ -237,30 +254,173 @@ int tlsrpt_cmd(const config::Config& cfg, const std::vector<std::string>& args) 
     return 2;
 }
 
+// One request to the daemon's control socket; the JSON reply, or an error.
+std::optional<nlohmann::json> ask_daemon(const config::Config& cfg, const std::string& line,
+                                         std::string& why) {
+    std::string path = config::control_path(cfg);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    if (fd < 0 || path.size() >= sizeof sun.sun_path) {
+        why = "cannot create a socket";
+        if (fd >= 0) ::close(fd);
+        return std::nullopt;
+    }
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+        why = "cannot reach strictmx-policyd at " + path + ": " + std::strerror(errno) +
+              " (is it running? is control.socket the same in its configuration? does this "
+              "user have access?)";
+        ::close(fd);
+        return std::nullopt;
+    }
+    timeval tv{120, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string req = line + "\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+        why = std::string("send: ") + std::strerror(errno);
+        ::close(fd);
+        return std::nullopt;
+    }
+    ::shutdown(fd, SHUT_WR);
+    std::string buf;
+    char tmp[65536];
+    for (;;) {
+        ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n > 0) {
+            buf.append(tmp, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;
+    }
+    ::close(fd);
+    try {
+        return nlohmann::json::parse(buf);
+    } catch (const std::exception& e) {
+        why = "unreadable reply from the daemon: " + esc(buf.substr(0, 200));
+        return std::nullopt;
+    }
+}
+
+// Human-readable JSON: "key: value" lines, nested objects indented.
+void print_plain(const nlohmann::json& j, int indent = 0) {
+    std::string pad(static_cast<std::size_t>(indent), ' ');
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it->is_object()) {
+            std::printf("%s%s:\n", pad.c_str(), esc(it.key()).c_str());
+            print_plain(*it, indent + 2);
+        } else if (it->is_array()) {
+            std::string items;
+            for (const auto& v : *it) {
+                if (!items.empty()) items += ", ";
+                items += v.is_string() ? v.get<std::string>() : v.dump();
+            }
+            std::printf("%s%s: %s\n", pad.c_str(), esc(it.key()).c_str(), esc(items).c_str());
+        } else {
+            std::string v = it->is_string() ? it->get<std::string>() : it->dump();
+            std::printf("%s%s: %s\n", pad.c_str(), esc(it.key()).c_str(), esc(v).c_str());
+        }
+    }
+}
+
+int daemon_cmd(const config::Config& cfg, const std::string& line, bool json_out) {
+    std::string why;
+    auto reply = ask_daemon(cfg, line, why);
+    if (!reply) {
+        std::fprintf(stderr, "strictmx: %s\n", why.c_str());
+        return 1;
+    }
+    if (json_out) {
+        std::puts(reply->dump(2).c_str());
+    } else if (reply->contains("entries") && (*reply)["entries"].is_array()) {
+        for (const auto& e : (*reply)["entries"]) {
+            print_plain(e);
+            std::puts("");
+        }
+        std::printf("%zu entries\n", (*reply)["entries"].size());
+    } else {
+        print_plain(*reply);
+    }
+    return reply->contains("error") ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string config_file = "/etc/strictmx/strictmx.toml";
     bool config_given = false;
+    bool json_out = false;
     int i = 1;
     for (; i < argc; ++i) {
         std::string a = argv[i];
         if ((a == "--config" || a == "-c") && i + 1 < argc) {
             config_file = argv[++i];
             config_given = true;
+        } else if (a == "--json") {
+            json_out = true;
+        } else if (a == "--version") {
+            std::puts("strictmx 0.1.0");
+            return 0;
         } else if (a == "--help" || a == "-h") {
             usage(stdout);
             return 0;
+        } else if (a.starts_with("-")) {
+            std::fprintf(stderr, "strictmx: unknown option %s\n", esc(a).c_str());
+            usage(stderr);
+            return 2;
         } else {
             break;
         }
     }
-    bool is_query = i + 2 == argc && std::string(argv[i]) == "query";
-    bool is_tlsrpt = i + 1 < argc && std::string(argv[i]) == "tlsrpt";
-    if (!is_query && !is_tlsrpt) {
+    std::vector<std::string> rest(argv + i, argv + argc);
+    // --json may also follow the verb.
+    if (auto it = std::find(rest.begin(), rest.end(), "--json"); it != rest.end()) {
+        json_out = true;
+        rest.erase(it);
+    }
+    bool offline = false;
+    if (!rest.empty() && rest[0] == "query") {
+        if (auto it = std::find(rest.begin(), rest.end(), "--offline"); it != rest.end()) {
+            offline = true;
+            rest.erase(it);
+        }
+    }
+    std::string daemon_line;  // a request for the running daemon
+    bool is_query = offline && rest.size() == 2;
+    bool is_tlsrpt = !rest.empty() && rest[0] == "tlsrpt";
+    if (rest.size() == 1 && rest[0] == "status") {
+        daemon_line = "status";
+    } else if (rest.size() == 2 && rest[0] == "query" && !offline) {
+        daemon_line = "query " + rest[1];
+    } else if (rest.size() >= 2 && rest[0] == "cache") {
+        if (rest[1] == "show" && rest.size() == 3)
+            daemon_line = "cache show " + rest[2];
+        else if (rest[1] == "flush" && rest.size() == 3)
+            daemon_line = "cache flush " + rest[2];
+        else if (rest[1] == "dump" && rest.size() == 2)
+            daemon_line = "cache dump";
+        else {
+            std::fprintf(stderr, "strictmx: cache: unknown or incomplete request: %s\n",
+                         esc(rest.size() > 1 ? rest[1] : "").c_str());
+            usage(stderr);
+            return 2;
+        }
+    } else if (!is_query && !is_tlsrpt) {
+        if (rest.empty())
+            std::fprintf(stderr, "strictmx: no command\n");
+        else
+            std::fprintf(stderr, "strictmx: unknown command or wrong arguments: %s\n",
+                         esc(rest[0]).c_str());
         usage(stderr);
         return 2;
     }
+    for (const auto& w : rest)
+        if (!daemon_line.empty() && w.find_first_of(" \t\r\n") != std::string::npos) {
+            std::fprintf(stderr, "strictmx: an argument with a blank or line break: %s\n",
+                         esc(w).c_str());
+            return 2;
+        }
     config::Config cfg;
     try {
         if (config_given || ::access(config_file.c_str(), R_OK) == 0)
@@ -271,6 +431,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "strictmx: %s\n", e.what());
         return 1;
     }
+    if (!daemon_line.empty()) return daemon_cmd(cfg, daemon_line, json_out);
     if (auto problems = config::check_usable(cfg); !problems.empty()) {
         for (const auto& p : problems) std::fprintf(stderr, "strictmx: %s\n", p.c_str());
         return 1;
@@ -281,9 +442,9 @@ int main(int argc, char** argv) {
     int rc = 0;
     try {
         if (is_tlsrpt)
-            rc = tlsrpt_cmd(cfg, std::vector<std::string>(argv + i + 1, argv + argc));
+            rc = tlsrpt_cmd(cfg, std::vector<std::string>(rest.begin() + 1, rest.end()));
         else
-            rc = query(cfg, argv[i + 1]);
+            rc = query(cfg, rest[1]);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "strictmx: %s\n", e.what());
         rc = 1;

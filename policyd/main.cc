@@ -13,11 +13,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "config/config.hh"
+#include "policy/control.hh"
 #include "policy/runtime.hh"
 #include "policy/service.hh"
 #include "server.hh"
@@ -190,6 +192,17 @@ int main(int argc, char** argv) {
         if (!base) throw std::runtime_error("event_base_new failed");
         // Bind first (ports below 1024, sockets in root-owned directories), then drop
         // privileges, then open the cache and trust anchor as the service user.
+        // The control socket (strictmx status, cache, query) is one more listener.
+        std::vector<std::string> listener_names;
+        for (const auto& l : cfg.listen) listener_names.push_back(l.type + " " + l.address);
+        {
+            std::error_code ec;
+            std::filesystem::create_directories(
+                std::filesystem::path(config::control_path(cfg)).parent_path(), ec);
+        }
+        cfg.listen.push_back(config::Listen{"control", "unix:" + config::control_path(cfg), "",
+                                            cfg.control_socket_mode, "",
+                                            cfg.control_socket_group});
         policyd::Server server(base.get(), cfg);
         server.bind_all();
         SystemClock clock;
@@ -230,6 +243,33 @@ int main(int argc, char** argv) {
                     reporter->report(d, std::move(a), "exim", now_of->now());
                 });
         }
+        policy::ControlInfo info;
+        info.version = "0.1.0";
+        info.started = rt->clock.now();
+        info.listeners = listener_names;
+        info.dnssec = policy::validation_name(rt->validation);
+        tlsrpt::OwnReporter* own_ptr = own.get();
+        info.extra = [own_ptr, &cfg]() {
+            nlohmann::json j;
+            j["control_socket"] = config::control_path(cfg);
+            if (own_ptr) {
+                const auto& st = own_ptr->stats();
+                j["tlsrpt"] = {{"collector_socket", cfg.tlsrpt_socket},
+                               {"own_sessions_reported", st.reported},
+                               {"own_sessions_without_record", st.no_record},
+                               {"own_sessions_duplicate", st.duplicate},
+                               {"own_sessions_dropped", st.dropped}};
+            } else {
+                j["tlsrpt"] = nullptr;
+            }
+            return j;
+        };
+        policy::Control control(*rt->engine, service, rt->clock, info);
+        service.set_admin(
+            [&control](std::string_view line, policy::Service::ReplyFn reply) {
+                control.handle(line, std::move(reply));
+            },
+            [&control]() { return control.metrics(); });
         server.set_service(&service);
         server.start_accepting();
 

@@ -4,6 +4,7 @@
 
 #include "codecs/netstring.hh"
 #include "codecs/tcp_table.hh"
+#include "util/strings.hh"
 
 namespace strictmx::policyd {
 namespace {
@@ -106,15 +107,93 @@ class Exim final : public Protocol {
     bool one_request() const override { return true; }
 };
 
+// The control socket: one line, one JSON line, close (strictmx status, cache, query).
+class Control final : public Protocol {
+  public:
+    const char* name() const override { return "control"; }
+    std::size_t max_frame() const override { return 4096; }
+    Frame frame(std::string_view in, bool eof) const override {
+        Frame f;
+        std::size_t nl = in.find('\n');
+        if (nl == std::string_view::npos && !eof) return f;
+        std::size_t len = nl == std::string_view::npos ? in.size() : nl;
+        f.kind = Frame::Kind::Request;
+        f.request.assign(in.substr(0, len));
+        if (!f.request.empty() && f.request.back() == '\r') f.request.pop_back();
+        f.consumed = nl == std::string_view::npos ? in.size() : nl + 1;
+        return f;
+    }
+    void handle(policy::Service& service, const std::string& request, const policy::Profile*,
+                policy::Service::ReplyFn reply) const override {
+        service.control(request, std::move(reply));
+    }
+    std::string deadline_reply() const override {
+        return "{\"error\":\"the lookup is still in progress, try again later\"}\n";
+    }
+    std::string internal_error_reply() const override { return "{\"error\":\"internal error\"}\n"; }
+    bool one_request() const override { return true; }
+};
+
+// Prometheus scrapes: "GET /metrics HTTP/1.x" and headers, one response, close.
+class Metrics final : public Protocol {
+  public:
+    const char* name() const override { return "metrics"; }
+    std::size_t max_frame() const override { return 8192; }
+    Frame frame(std::string_view in, bool eof) const override {
+        Frame f;
+        std::size_t end = in.find("\r\n\r\n");
+        std::size_t end_lf = in.find("\n\n");
+        if (end == std::string_view::npos && end_lf == std::string_view::npos && !eof) return f;
+        std::size_t line_end = in.find_first_of("\r\n");
+        f.kind = Frame::Kind::Request;
+        f.request.assign(in.substr(0, line_end == std::string_view::npos ? in.size() : line_end));
+        f.consumed = in.size();
+        return f;
+    }
+    static std::string response(const char* status, const std::string& body) {
+        return std::string("HTTP/1.0 ") + status +
+               "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    }
+    void handle(policy::Service& service, const std::string& request, const policy::Profile*,
+                policy::Service::ReplyFn reply) const override {
+        auto words = split(request, ' ');
+        if (words.size() != 3 || !words[2].starts_with("HTTP/1.")) {
+            reply(response("400 Bad Request", "bad request\n"));
+            return;
+        }
+        if (words[0] != "GET" && words[0] != "HEAD") {
+            reply(response("405 Method Not Allowed", "only GET\n"));
+            return;
+        }
+        if (words[1] != "/metrics") {
+            reply(response("404 Not Found", "try /metrics\n"));
+            return;
+        }
+        reply(response("200 OK", service.metrics()));
+    }
+    std::string deadline_reply() const override {
+        return response("503 Service Unavailable", "busy\n");
+    }
+    std::string internal_error_reply() const override {
+        return response("500 Internal Server Error", "internal error\n");
+    }
+    bool one_request() const override { return true; }
+};
+
 }  // namespace
 
 const Protocol* find_protocol(std::string_view type) {
     static const Socketmap socketmap;
     static const TcpTable tcp_table;
     static const Exim exim;
+    static const Control control;
+    static const Metrics metrics;
     if (type == "socketmap") return &socketmap;
     if (type == "tcp_table") return &tcp_table;
     if (type == "exim") return &exim;
+    if (type == "control") return &control;
+    if (type == "metrics") return &metrics;
     return nullptr;
 }
 

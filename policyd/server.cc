@@ -105,7 +105,7 @@ void Server::bind_all() {
         if (!l->proto)
             throw std::runtime_error("listener " + lc.address + ": unknown type " + lc.type);
         l->is_unix = lc.address.starts_with("unix:");
-        if (lc.type != "socketmap") {
+        if (lc.type == "tcp_table" || lc.type == "exim") {
             std::string pname = lc.profile.empty() ? "postfix" : lc.profile;
             l->profile = policy::find_profile(pname);
             if (!l->profile)

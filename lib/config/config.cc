@@ -295,6 +295,14 @@ const std::vector<Setting>& table() {
                 "SO_RCVBUFFORCE): absorbs bursts while outcomes are written."),
             INT("tlsrpt", "commit_interval_ms", tlsrpt_commit_interval_ms, 10, 60'000,
                 "Outcomes are aggregated in memory and written in one transaction this often."),
+            STR("control", "socket", control_socket,
+                "The control socket (unix) that strictmx status, cache and query talk to. "
+                "Default: STATE_DIR/control.sock."),
+            STR("control", "socket_mode", control_socket_mode,
+                "Permission bits of the control socket (octal): whoever may connect may "
+                "flush the cache."),
+            STR("control", "socket_group", control_socket_group,
+                "Group of the control socket. Empty: the daemon's group."),
             STR("milter", "listen", milter_listen,
                 "Where strictmx-milter listens for Postfix: inet:IP:PORT or unix:PATH (Postfix's "
                 "smtpd runs chrooted in /var/spool/postfix: put the socket below it)."),
@@ -363,9 +371,11 @@ std::string address_problem(const std::string& address) {
 }
 
 void check_listen(const Listen& l, const std::string& where) {
-    if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim")
-        fail(where, "type must be \"socketmap\", \"tcp_table\" or \"exim\"");
+    if (l.type != "socketmap" && l.type != "tcp_table" && l.type != "exim" && l.type != "metrics")
+        fail(where, "type must be \"socketmap\", \"tcp_table\", \"exim\" or \"metrics\"");
     if (auto why = address_problem(l.address); !why.empty()) fail(where, why);
+    if (!l.profile.empty() && l.type == "metrics")
+        fail(where, "metrics listeners take no profile");
     if (!l.profile.empty() && l.type == "socketmap")
         fail(where,
              "socketmap listeners take the profile from the map name; profile applies to tcp_table "
@@ -386,6 +396,10 @@ void check_listen(const Listen& l, const std::string& where) {
 }
 
 }  // namespace
+
+std::string control_path(const Config& c) {
+    return c.control_socket.empty() ? c.state_dir + "/control.sock" : c.control_socket;
+}
 
 Config defaults(const std::string& state_dir) {
     Config c;
@@ -408,7 +422,7 @@ const std::vector<SettingDoc>& settings() {
                        "\"secure match=mx.example.org\"; \"\" answers NOTFOUND."});
         out.push_back({"listen", "array of tables",
                        "[{type=\"socketmap\", address=\"inet:127.0.0.1:8461\"}]",
-                       "Listeners: type (socketmap | tcp_table | exim), address (inet:HOST:PORT | "
+                       "Listeners: type (socketmap | tcp_table | exim | metrics), address (inet:HOST:PORT | "
                        "unix:PATH), profile (tcp_table and exim), mode/owner/group (unix)."});
         return out;
     }();
@@ -550,6 +564,14 @@ Config parse(const std::string& text, const std::string& origin) {
         fail(origin + ": tlsrpt.socket_mode", "not an octal mode: " + c.tlsrpt_socket_mode);
     if (!c.tlsrpt_sendmail.empty() && c.tlsrpt_sendmail.front() != '/')
         fail(origin + ": tlsrpt.sendmail", "must start with an absolute path (no shell, no PATH)");
+    if (c.control_socket_mode.empty() || c.control_socket_mode.size() > 4 ||
+        c.control_socket_mode.find_first_not_of("01234567") != std::string::npos)
+        fail(origin + ": control.socket_mode", "not an octal mode: " + c.control_socket_mode);
+    if (!c.control_socket.empty() && (c.control_socket.front() != '/' ||
+                                      c.control_socket.size() >= sizeof(sockaddr_un::sun_path)))
+        fail(origin + ": control.socket", "must be an absolute path shorter than " +
+                                              std::to_string(sizeof(sockaddr_un::sun_path)) +
+                                              " bytes");
     if (auto why = address_problem(c.milter_listen); !why.empty())
         fail(origin + ": milter.listen", why);
     if (auto why = address_problem(c.milter_policy_server); !why.empty())

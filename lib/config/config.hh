@@ -85,6 +85,10 @@ struct Config {
     int tlsrpt_retry_for_s = 86'400;    // failed deliveries are retried this long
     int tlsrpt_receive_buffer = 8 << 20;
     int tlsrpt_commit_interval_ms = 1000;
+    // [control]
+    std::string control_socket;  // default: STATE_DIR/control.sock
+    std::string control_socket_mode = "0660";
+    std::string control_socket_group;
     // [milter] (strictmx-milter)
     std::string milter_listen = "inet:127.0.0.1:8465";
     std::string milter_socket_mode = "0660";
@@ -98,6 +102,9 @@ struct Config {
     // [[listen]]
     std::vector<Listen> listen;
 };
+
+// The control socket's path (control.socket, else STATE_DIR/control.sock).
+std::string control_path(const Config& c);
 
 // The built-in configuration: socketmap on 127.0.0.1:8461, state in `state_dir`.
 Config defaults(const std::string& state_dir = "/var/lib/strictmx");

@@ -12,11 +12,11 @@ namespace strictmx::policy {
 
 const Profile* find_profile(std::string_view name) {
     static const Profile kProfiles[] = {
-        {"postfix", true, false, false},
-        {"postfix-tlsrpt", true, true, false},
-        {"strict", true, false, true},
-        {"strict-tlsrpt", true, true, true},
-        {"requiretls", true, false, true, true},
+        {"postfix", true, false, false, false, 0},
+        {"postfix-tlsrpt", true, true, false, false, 1},
+        {"strict", true, false, true, false, 2},
+        {"strict-tlsrpt", true, true, true, false, 3},
+        {"requiretls", true, false, true, true, 4},
     };
     for (const auto& p : kProfiles) {
         if (p.name == name) return &p;

@@ -50,7 +50,9 @@ struct Profile {
         false;  // Postfix >= 3.10: policy_type, policy_domain, policy_string, mx_host_pattern
     bool strict_testing = false;  // treat mode: testing as enforce
     bool dane_only = false;       // any DANE answers dane-only (requiretls)
+    int id = 0;                   // index among the known profiles (metrics)
 };
+inline constexpr int kProfileCount = 5;
 
 // Known profiles: postfix, postfix-tlsrpt, strict, strict-tlsrpt, requiretls (what a transport
 // for REQUIRETLS mail needs: every DANE answer is dane-only, since a host without TLSA cannot be

@@ -117,6 +117,14 @@ class Engine {
     std::optional<std::uint64_t> token(const std::string& domain) const;
 
     std::optional<Entry> find(const std::string& domain) const;
+    // strictmx cache flush: the next lookup of `domain` resolves afresh (DNS and the
+    // policy host), without a restart. Only "this domain had DANE" stays, so
+    // policy.on_failure still never relaxes its failures. false: nothing was cached.
+    bool flush(const std::string& domain);
+    std::size_t flush_all();
+    // Every cached domain, in no particular order (strictmx cache dump); `fn` returns false
+    // to stop.
+    void for_each(const std::function<bool(const std::string&, const Entry&)>& fn) const;
     std::size_t size() const { return entries_.size(); }
     std::size_t in_flight() const { return jobs_.size(); }
     std::size_t cold_in_flight() const { return cold_in_flight_; }

@@ -223,6 +223,35 @@ std::optional<Entry> Engine::find(const std::string& domain) const {
     return get(domain);
 }
 
+bool Engine::flush(const std::string& domain) {
+    auto old = get(domain);
+    if (!old) return false;
+    UnixTime now = clock_.now();
+    if (old->dane_seen_until > now) {
+        Entry e;  // nothing but the DANE history
+        e.dane_seen_until = old->dane_seen_until;
+        e.last_used = old->last_used;
+        put(domain, e);
+        persist(domain, e);
+    } else {
+        erase_entry(domain);
+    }
+    return true;
+}
+
+std::size_t Engine::flush_all() {
+    std::vector<std::string> all;
+    all.reserve(entries_.size());
+    for (const auto& [domain, p] : entries_) all.push_back(domain);
+    for (const auto& d : all) flush(d);
+    return all.size();
+}
+
+void Engine::for_each(const std::function<bool(const std::string&, const Entry&)>& fn) const {
+    for (const auto& [domain, p] : entries_)
+        if (!fn(domain, unpack(p))) return;
+}
+
 UnixTime Engine::jitter(UnixTime base, int seconds) {
     int spread = std::max(1, seconds / 10);
     std::uniform_int_distribution<int> dist(-spread, spread);

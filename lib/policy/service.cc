@@ -2,6 +2,8 @@
 // Request handling shared by every listener.
 #include "policy/service.hh"
 
+#include <cstdio>
+
 #include "codecs/netstring.hh"
 #include "codecs/tcp_table.hh"
 #include "dns/name.hh"
@@ -148,7 +150,13 @@ void Service::exim(std::string_view line, const Profile& profile, ReplyFn reply)
     std::erase_if(words, [](std::string_view w) { return w.empty(); });
     const Profile* p = &profile;
     if (words.size() == 2 && words[0] == "query") {
-        decide_raw(std::string(words[1]), profile, [this, reply, p](const Decision* d) {
+        auto t0 = std::chrono::steady_clock::now();
+        decide_raw(std::string(words[1]), profile, [this, reply, p, t0](const Decision* d) {
+            int kind = !d ? 1
+                       : d->kind == Decision::Kind::Temp ? 2
+                       : render(*d, *p).kind == Reply::Kind::Ok ? 0
+                                                                : 1;
+            observe(2, *p, kind, d && d->source == "cache", t0);
             // Exim reports no TLS outcomes itself: a policy failure is recorded here.
             if (d && on_failure_ && d->failure_code != 0) on_failure_(*d, "exim");
             reply((d ? render_exim(*d, *p) : std::string("level=none")) + "\n");
@@ -222,18 +230,28 @@ bool plain_domain(std::string_view raw, std::string& out) {
 }  // namespace
 
 void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile, ReplyFn reply) {
+    auto t0 = std::chrono::steady_clock::now();
+    int proto = wire == Wire::Socketmap ? 0 : 1;
     auto encode = [wire](const Reply& r) {
         return wire == Wire::Socketmap ? socketmap_payload(r) : tcp_table_line(r);
     };
+    const Profile* pp = &profile;
     if (log::enabled(log::Level::Debug)) {  // every lookup gets its line
-        decide(std::string(raw_key), profile, [reply, encode](Reply r, bool) { reply(encode(r)); });
+        decide(std::string(raw_key), profile,
+               [this, reply, encode, proto, pp, t0](Reply r, bool hit) {
+                   observe(proto, *pp, static_cast<int>(r.kind), hit, t0);
+                   reply(encode(r));
+               });
         return;
     }
     if (!plain_domain(raw_key, domain_)) {
         dns::Key key = dns::classify_key(raw_key);
         if (key.kind != dns::KeyKind::Domain) {
             decide(std::string(raw_key), profile,
-                   [reply, encode](Reply r, bool) { reply(encode(r)); });
+                   [this, reply, encode, proto, pp, t0](Reply r, bool) {
+                       observe(proto, *pp, static_cast<int>(r.kind), true, t0);
+                       reply(encode(r));
+                   });
             return;
         }
         domain_ = key.domain;
@@ -255,6 +273,7 @@ void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile
                 d.failure_code = it->second.failure_code;
                 on_failure_(d, "policy");
             }
+            observe(proto, profile, it->second.answer, true, t0);
             reply(it->second.bytes);
             return;
         }
@@ -262,15 +281,17 @@ void Service::answer(Wire wire, std::string_view raw_key, const Profile& profile
     // The slow way; a reply that came from the cache is kept for the next hit. The token
     // read now is the entry's as this very answer saw it (a hit answers synchronously).
     decide(std::string(raw_key), profile,
-           [this, reply, encode, slot = std::string(slot), domain = domain_](
+           [this, reply, encode, proto, pp, t0, slot = std::string(slot), domain = domain_](
                Reply r, bool from_cache) mutable {
                std::string bytes = encode(r);
                if (from_cache) {
                    if (auto token = engine_.token(domain)) {
                        if (rendered_.size() >= kMaxRendered) rendered_.clear();
-                       rendered_[std::move(slot)] = Rendered{*token, bytes, r.failure_code};
+                       rendered_[std::move(slot)] = Rendered{*token, bytes, r.failure_code,
+                                                             static_cast<int>(r.kind)};
                    }
                }
+               observe(proto, *pp, static_cast<int>(r.kind), from_cache, t0);
                reply(std::move(bytes));
            });
 }
@@ -301,6 +322,71 @@ void Service::socketmap(std::string_view payload, ReplyFn reply) {
 
 void Service::tcp_table(const std::string& key, const Profile& profile, ReplyFn reply) {
     answer(Wire::TcpTable, key, profile, std::move(reply));
+}
+
+}  // namespace strictmx::policy
+
+namespace strictmx::policy {
+
+namespace {
+constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                              0.01,   0.05,    0.1,    0.5,   1.0,    5.0};
+}  // namespace
+
+void Service::observe(int protocol, const Profile& profile, int answer, bool hit,
+                      std::chrono::steady_clock::time_point t0) {
+    if (answer < 0 || answer > 2 || profile.id < 0 || profile.id >= kProfileCount) return;
+    ++counts_[protocol][profile.id][answer];
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Histogram& h = latency_[hit ? 0 : 1];
+    for (int b = 0; b < kBuckets; ++b)
+        if (s <= kBounds[b]) {
+            ++h.buckets[b];
+            break;
+        }
+    ++h.count;
+    h.sum += s;
+}
+
+std::string Service::metrics_text() const {
+    static const char* kProto[] = {"socketmap", "tcp_table", "exim"};
+    static const char* kProfile[] = {"postfix", "postfix-tlsrpt", "strict", "strict-tlsrpt",
+                                     "requiretls"};
+    static const char* kAnswer[] = {"ok", "notfound", "temp"};
+    std::string out =
+        "# HELP strictmx_lookups_total Lookups answered, by protocol, profile and answer.\n"
+        "# TYPE strictmx_lookups_total counter\n";
+    for (int p = 0; p < kProtocols; ++p)
+        for (int f = 0; f < kProfileCount; ++f)
+            for (int a = 0; a < 3; ++a)
+                if (counts_[p][f][a] || (f == 0 && p == 0))
+                    out += std::string("strictmx_lookups_total{protocol=\"") + kProto[p] +
+                           "\",profile=\"" + kProfile[f] + "\",answer=\"" + kAnswer[a] +
+                           "\"} " + std::to_string(counts_[p][f][a]) + "\n";
+    out +=
+        "# HELP strictmx_lookup_seconds Time from request to answer: cache hits, and lookups "
+        "that waited for a resolution.\n"
+        "# TYPE strictmx_lookup_seconds histogram\n";
+    for (int k = 0; k < 2; ++k) {
+        const char* kind = k == 0 ? "hit" : "resolved";
+        const Histogram& h = latency_[k];
+        std::uint64_t cum = 0;
+        for (int b = 0; b < kBuckets; ++b) {
+            cum += h.buckets[b];
+            char le[32];
+            std::snprintf(le, sizeof le, "%g", kBounds[b]);
+            out += std::string("strictmx_lookup_seconds_bucket{kind=\"") + kind + "\",le=\"" +
+                   le + "\"} " + std::to_string(cum) + "\n";
+        }
+        out += std::string("strictmx_lookup_seconds_bucket{kind=\"") + kind +
+               "\",le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+        char sum[64];
+        std::snprintf(sum, sizeof sum, "%.9f", h.sum);
+        out += std::string("strictmx_lookup_seconds_sum{kind=\"") + kind + "\"} " + sum + "\n";
+        out += std::string("strictmx_lookup_seconds_count{kind=\"") + kind + "\"} " +
+               std::to_string(h.count) + "\n";
+    }
+    return out;
 }
 
 }  // namespace strictmx::policy

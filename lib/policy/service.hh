@@ -3,6 +3,7 @@
 // profile's answer, the protocol's reply, and one log line per decision.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <set>
@@ -32,6 +33,21 @@ class Service {
     // "tlsrpt RESULT MSGID DOMAIN MXHOST IP [TEXT]" (tlsrpt/sources.hh) reports one delivery
     // attempt from Exim's events; the reply is "ok" or why the line was not kept.
     void exim(std::string_view line, const Profile& profile, ReplyFn reply);
+
+    // The control socket and the metrics endpoint (policy/control.hh), set by the daemon.
+    using ControlFn = std::function<void(std::string_view line, ReplyFn reply)>;
+    using MetricsFn = std::function<std::string()>;
+    void set_admin(ControlFn control, MetricsFn metrics) {
+        control_ = std::move(control);
+        metrics_ = std::move(metrics);
+    }
+    void control(std::string_view line, ReplyFn reply) {
+        if (control_)
+            control_(line, std::move(reply));
+        else
+            reply("{\"error\":\"no control handler\"}\n");
+    }
+    std::string metrics() const { return metrics_ ? metrics_() : std::string(); }
 
     // TLSRPT (set when the collector runs). `on_failure`: a lookup from an MTA that does not
     // report TLS outcomes itself (Exim, and Postfix through a profile without -tlsrpt) was
@@ -70,6 +86,10 @@ class Service {
     };
     const Stats& stats() const { return stats_; }
 
+    // Prometheus text: lookups by protocol, profile and answer; lookup latency histograms
+    // for cache hits and for lookups that waited for a resolution.
+    std::string metrics_text() const;
+
   private:
     // Whether a decision gets its log line: every new or changed answer, every TEMP, every
     // answer not from the cache; a cache hit repeating the answer last logged for the domain
@@ -82,6 +102,8 @@ class Service {
     }
 
     Engine& engine_;
+    ControlFn control_;
+    MetricsFn metrics_;
     FailureHook on_failure_;
     AttemptHook on_attempt_;
     std::set<std::string> unknown_names_logged_;
@@ -93,7 +115,20 @@ class Service {
         std::uint64_t token = 0;
         std::string bytes;
         int failure_code = 0;  // the decision's, for note_failure() on later hits
+        int answer = 0;        // Reply::Kind, for the metrics
     };
+    // Metrics: counts[protocol][profile][answer], latency histograms (hit, waited).
+    static constexpr int kProtocols = 3;  // socketmap, tcp_table, exim
+    static constexpr int kBuckets = 12;
+    std::uint64_t counts_[kProtocols][kProfileCount][3] = {};
+    struct Histogram {
+        std::uint64_t buckets[kBuckets] = {};  // cumulative at render time
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    Histogram latency_[2];  // 0 cache hit, 1 waited for a resolution
+    void observe(int protocol, const Profile& profile, int answer, bool hit,
+                 std::chrono::steady_clock::time_point t0);
     std::unordered_map<std::string, Rendered> rendered_;
     std::string domain_, slot_;  // answer()'s working buffers
     Stats stats_;

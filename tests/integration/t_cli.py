@@ -34,7 +34,7 @@ def main():
                 key, want, _ = line.rstrip("\n").split("\t")
                 expected[key] = want
     for d in DOMAINS:
-        p = subprocess.run([cli, "--config", os.path.join(w, "strictmx.toml"), "query", d],
+        p = subprocess.run([cli, "--config", os.path.join(w, "strictmx.toml"), "query", "--offline", d],
                            capture_output=True, text=True, timeout=60)
         t.eq(p.returncode, 0, f"strictmx query {d}: exit 0")
         m = re.search(r"^\s+postfix\s+(\S.*)$", p.stdout, re.M)

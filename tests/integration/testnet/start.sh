@@ -145,6 +145,7 @@ cat > "$W/strictmx.toml" <<EOF
 log = "stderr"
 verbosity = 2
 allow_root = true                      # the tests run as root in a private namespace
+state_dir = "$W/state"                 # the control socket lives here
 [resolver]
 unbound_config = "$W/unbound-lib.conf"
 [https]
@@ -180,6 +181,9 @@ profile = "strict"
 type = "tcp_table"
 address = "inet:127.0.0.1:8465"
 profile = "strict-tlsrpt"
+[[listen]]
+type = "metrics"
+address = "inet:127.0.0.1:8480"
 EOF
 
 wait_tcp 127.0.0.1 5353 10
