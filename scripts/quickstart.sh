@@ -9,7 +9,11 @@
 #                                      # (unit, fuzz replay, integration against a loopback
 #                                      # test internet inside a private network namespace),
 #                                      # then fuzz each parser with libFuzzer for a bounded
-#                                      # time (clang build in build-fuzz; FUZZ_SECONDS, 40 s)
+#                                      # time (clang build in build-fuzz; FUZZ_SECONDS, 40 s),
+#                                      # then builds the .deb and the .rpm (release build with
+#                                      # dpkg-buildflags in build-pkg), lints them, and installs,
+#                                      # runs, removes, reinstalls and purges the .deb
+#                                      # (tests/packaging/t_packages.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -20,7 +24,7 @@ build_pkgs=(cmake g++ make pkg-config libunbound-dev libevent-dev libcurl4-opens
             ca-certificates)
 test_pkgs=(nsd ldnsutils unbound unbound-host dnsutils postfix python3 python3-aiosmtpd swaks
            libnet-ssleay-perl openssl curl iproute2 util-linux sqlite3 miltertest
-           clang-19 libclang-rt-19-dev)
+           clang-19 libclang-rt-19-dev lintian rpmlint rpm dpkg-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -75,13 +79,17 @@ case "${1:-}" in
         cmake --build "$top/build-tsan" -j "$jobs" --target unit_tests
         # Everything the tests start lives in a private network and mount namespace: its own
         # loopback, its own /etc/resolv.conf; no packet can leave the machine. The bounded
-        # fuzzing runs after the suite, two targets at a time, whatever the suite's result.
+        # fuzzing runs after the suite, two targets at a time, whatever the suite's result;
+        # then the packages are built, checked, installed and purged (the package's sysctl
+        # setting lands in the namespace, not on the host).
         exec unshare --net --mount -- bash -c \
             'ip link set lo up
              ctest --test-dir "$1" --output-on-failure -j 2; suite=$?
              ctest --test-dir "$3" -L tsan --output-on-failure; tsan=$?
              ctest --test-dir "$2" -L libfuzzer --output-on-failure -j 2; fuzz=$?
-             [ "$suite" -eq 0 ] && [ "$tsan" -eq 0 ] && [ "$fuzz" -eq 0 ]' _ "$top/build-test" "$top/build-fuzz" "$top/build-tsan"
+             bash "$4/tests/packaging/t_packages.sh" "$4" "$4/build-pkg"; pkg=$?
+             [ "$suite" -eq 0 ] && [ "$tsan" -eq 0 ] && [ "$fuzz" -eq 0 ] && [ "$pkg" -eq 0 ]' \
+            _ "$top/build-test" "$top/build-fuzz" "$top/build-tsan" "$top"
         ;;
     *)
         echo "usage: bash scripts/quickstart.sh serve [CONFIG] | test" >&2
