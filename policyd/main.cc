@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
             auto* now_of = &rt->clock;
             service.set_tlsrpt_hooks(
                 [reporter, now_of](const policy::Decision& d, const char* source) {
+                    reporter->note_policy_failure();
                     tlsrpt::SessionEvent a;
                     a.domain = d.domain;
                     a.code = d.failure_code;
@@ -263,6 +264,36 @@ int main(int argc, char** argv) {
                 j["tlsrpt"] = nullptr;
             }
             return j;
+        };
+        store::Store* store_ptr = rt->store.get();
+        info.extra_metrics = [own_ptr, store_ptr]() {
+            std::string m =
+                "# HELP strictmx_cache_persistent 1 when the cache is written to its file, 0 "
+                "in memory only.\n# TYPE strictmx_cache_persistent gauge\n"
+                "strictmx_cache_persistent " +
+                std::string(store_ptr && store_ptr->persistent() ? "1" : "0") + "\n";
+            {  // zeros without a [tlsrpt] collector
+                const tlsrpt::OwnReporter::Stats st =
+                    own_ptr ? own_ptr->stats() : tlsrpt::OwnReporter::Stats{};
+                m += "# HELP strictmx_tlsrpt_own_sessions_total TLSRPT sessions the daemon "
+                     "recorded itself (Exim events, its own policy failures), by outcome.\n"
+                     "# TYPE strictmx_tlsrpt_own_sessions_total counter\n";
+                m += "strictmx_tlsrpt_own_sessions_total{outcome=\"reported\"} " +
+                     std::to_string(st.reported) + "\n";
+                m += "strictmx_tlsrpt_own_sessions_total{outcome=\"no_record\"} " +
+                     std::to_string(st.no_record) + "\n";
+                m += "strictmx_tlsrpt_own_sessions_total{outcome=\"duplicate\"} " +
+                     std::to_string(st.duplicate) + "\n";
+                m += "strictmx_tlsrpt_own_sessions_total{outcome=\"dropped\"} " +
+                     std::to_string(st.dropped) + "\n";
+                m += "# HELP strictmx_tlsrpt_policy_failures_total Lookups from MTAs that do not report TLS (exim, profiles without -tlsrpt) answered from a "
+                     "policy failure (sts-policy-fetch-error, sts-policy-invalid, "
+                     "sts-webpki-invalid, dnssec-invalid).\n"
+                     "# TYPE strictmx_tlsrpt_policy_failures_total counter\n"
+                     "strictmx_tlsrpt_policy_failures_total " +
+                     std::to_string(st.policy_failures) + "\n";
+            }
+            return m;
         };
         policy::Control control(*rt->engine, service, rt->clock, info);
         service.set_admin(

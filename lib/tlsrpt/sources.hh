@@ -60,7 +60,9 @@ class OwnReporter {
 
     struct Stats {
         std::uint64_t reported = 0, no_record = 0, duplicate = 0, dropped = 0;
+        std::uint64_t policy_failures = 0;  // lookups answered from a policy failure
     };
+    void note_policy_failure() { ++stats_.policy_failures; }
     const Stats& stats() const { return stats_; }
 
     static constexpr int kMaxInFlight = 1000;

@@ -138,6 +138,17 @@ def main():
                 break
     else:
         t.ok(True, "metrics: every sample line is well-formed")
+    t.ok("strictmx_cache_persistent 1" in body, "metrics: the cache is persistent", body[-600:])
+    # The shipped alert rules and dashboard use only metrics the daemon exports.
+    exported = {re.match(r"[a-z_]+", ln).group(0) for ln in body.splitlines()
+                if ln and not ln.startswith("#")}
+    mon = os.path.join(os.path.dirname(os.path.dirname(itlib.TOP)), "contrib", "monitoring")
+    for f in ("strictmx-alerts.yml", "strictmx-dashboard.json"):
+        with open(os.path.join(mon, f)) as fh:
+            used = set(re.findall(r"strictmx_[a-z_]+", fh.read()))
+        unknown = sorted(u for u in used if u not in exported and
+                         re.sub(r"_(bucket|sum|count)$", "", u) + "_bucket" not in exported)
+        t.eq(unknown, [], f"contrib/monitoring/{f}: every metric it uses is exported")
     status, _ = http_get("/other")
     t.eq(status, "HTTP/1.0 404 Not Found", "GET /other: 404")
     t.done()
