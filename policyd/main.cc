@@ -106,10 +106,56 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
     event_base_loopexit(static_cast<event_base*>(arg), nullptr);
 }
 
-void on_hup(evutil_socket_t, short, void*) {
-    log::warn(
-        "SIGHUP ignored: configuration changes take effect on restart (systemctl restart "
-        "strictmx-policyd)");
+// SIGHUP (systemctl reload): read the configuration file again. A file that does not parse
+// or cannot work is refused with the reason and the running configuration stays; settings
+// bound at start keep their values until a restart, and the log names them.
+struct Reload {
+    std::string file;
+    std::string state_dir_flag;
+    bool allow_root_flag = false;
+    config::Config* cfg = nullptr;
+    policy::Engine* engine = nullptr;
+    policy::Service* service = nullptr;
+};
+
+void on_hup(evutil_socket_t, short, void* arg) {
+    auto* r = static_cast<Reload*>(arg);
+    if (r->file.empty()) {
+        log::warn("SIGHUP: no configuration file to read again (started on built-in defaults)");
+        return;
+    }
+    config::Config next;
+    try {
+        next = config::load(r->file);
+        if (!r->state_dir_flag.empty()) next.state_dir = r->state_dir_flag;
+        if (r->allow_root_flag) next.allow_root = true;
+    } catch (const std::exception& e) {
+        log::error("reload refused, the running configuration stays", {{"error", e.what()}});
+        return;
+    }
+    if (auto problems = config::check_usable(next); !problems.empty()) {
+        log::error("reload refused, the running configuration stays",
+                   {{"error", problems.front()},
+                    {"problems", std::to_string(problems.size())}});
+        return;
+    }
+    // The control socket is one of the running listeners (see main()).
+    next.listen.push_back(config::Listen{"control", "unix:" + config::control_path(next), "",
+                                         next.control_socket_mode, "",
+                                         next.control_socket_group});
+    std::vector<std::string> restart;
+    *r->cfg = config::reloaded(*r->cfg, next, restart);
+    log::set_verbosity(r->cfg->verbosity);
+    r->engine->set_options(policy::EngineOptions::from(*r->cfg));
+    r->service->clear_rendered();
+    std::string pending;
+    for (const auto& k : restart) pending += (pending.empty() ? "" : ", ") + k;
+    log::info("configuration reloaded", {{"file", r->file},
+                                         {"overrides", std::to_string(r->cfg->overrides.size())},
+                                         {"needs_restart", pending.empty() ? "none" : pending}});
+    if (!pending.empty())
+        log::warn("changed settings that take effect only after a restart (kept until then)",
+                  {{"settings", pending}});
 }
 
 void on_tick(evutil_socket_t, short, void* arg) {
@@ -308,7 +354,8 @@ int main(int argc, char** argv) {
         EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_signal, base.get()));
         evsignal_add(sigterm.get(), nullptr);
         evsignal_add(sigint.get(), nullptr);
-        EventPtr sighup(evsignal_new(base.get(), SIGHUP, &on_hup, nullptr));
+        Reload reload{config_file, state_dir, allow_root, &cfg, rt->engine.get(), &service};
+        EventPtr sighup(evsignal_new(base.get(), SIGHUP, &on_hup, &reload));
         evsignal_add(sighup.get(), nullptr);
         EventPtr tick(event_new(base.get(), -1, EV_PERSIST, &on_tick, rt.get()));
         timeval one{1, 0};

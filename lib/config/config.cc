@@ -397,6 +397,57 @@ void check_listen(const Listen& l, const std::string& where) {
 
 }  // namespace
 
+Config reloaded(const Config& old, const Config& next, std::vector<std::string>& needs_restart) {
+    Config c = next;
+#define KEEP(name, field)                             \
+    if (!(old.field == next.field)) {                 \
+        needs_restart.push_back(name);                \
+        c.field = old.field;                          \
+    }
+    if (old.listen.size() != next.listen.size()) needs_restart.push_back("listen");
+    if (old.listen.size() == next.listen.size())
+        for (std::size_t i = 0; i < old.listen.size(); ++i)
+            if (old.listen[i].type != next.listen[i].type ||
+                old.listen[i].address != next.listen[i].address ||
+                old.listen[i].profile != next.listen[i].profile ||
+                old.listen[i].mode != next.listen[i].mode ||
+                old.listen[i].owner != next.listen[i].owner ||
+                old.listen[i].group != next.listen[i].group) {
+                needs_restart.push_back("listen");
+                break;
+            }
+    c.listen = old.listen;
+    KEEP("daemon.log", log);
+    KEEP("daemon.user", user);
+    KEEP("daemon.allow_root", allow_root);
+    KEEP("daemon.state_dir", state_dir);
+    KEEP("daemon.max_connections", max_connections);
+    KEEP("resolver.unbound_config", unbound_config);
+    KEEP("resolver.forwarders", forwarders);
+    KEEP("resolver.trust_anchor_file", trust_anchor_file);
+    KEEP("resolver.timeout_ms", resolver_timeout_ms);
+    KEEP("resolver.max_outstanding", resolver_max_outstanding);
+    KEEP("resolver.dnssec", dnssec);
+    KEEP("resolver.dnssec_probe", dnssec_probe);
+    KEEP("https.ca_file", ca_file);
+    KEEP("https.connect_to", connect_to);
+    KEEP("https.proxy", proxy);
+    KEEP("https.timeout_ms", https_timeout_ms);
+    KEEP("https.connect_timeout_ms", https_connect_timeout_ms);
+    KEEP("cache.path", cache_path);
+    KEEP("cache.memory_only", cache_memory_only);
+    KEEP("tlsrpt.socket", tlsrpt_socket);
+    KEEP("tlsrpt.socket_mode", tlsrpt_socket_mode);
+    KEEP("tlsrpt.socket_group", tlsrpt_socket_group);
+    KEEP("tlsrpt.db", tlsrpt_db);
+    KEEP("tlsrpt.receive_buffer", tlsrpt_receive_buffer);
+    KEEP("control.socket", control_socket);
+    KEEP("control.socket_mode", control_socket_mode);
+    KEEP("control.socket_group", control_socket_group);
+#undef KEEP
+    return c;
+}
+
 std::string control_path(const Config& c) {
     return c.control_socket.empty() ? c.state_dir + "/control.sock" : c.control_socket;
 }

@@ -126,6 +126,12 @@ struct SettingDoc {
 };
 const std::vector<SettingDoc>& settings();
 
+// SIGHUP: the configuration to run with after `next` was read while running with `old`.
+// Settings bound at start (listeners, the control socket, the resolver, HTTPS client, cache
+// file, TLSRPT socket, user, state directory, log destination, connection limit) keep their
+// old values until a restart; their names go to `needs_restart`.
+Config reloaded(const Config& old, const Config& next, std::vector<std::string>& needs_restart);
+
 // The effective configuration as TOML (for --check-config).
 std::string dump(const Config& c);
 

@@ -97,6 +97,9 @@ class Engine {
     // Resolve now even if cached (for `strictmx query`); `trace` receives the steps.
     void resolve_fresh(const std::string& domain, Callback cb, Trace* trace = nullptr);
 
+    // SIGHUP: new overrides, TTLs, limits and failure actions; the cache stays.
+    void set_options(EngineOptions opts) { opts_ = std::move(opts); }
+
     // Starts due background refreshes and drops expired negative entries. Call about once
     // a second.
     void tick();

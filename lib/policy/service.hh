@@ -86,6 +86,9 @@ class Service {
     };
     const Stats& stats() const { return stats_; }
 
+    // After a configuration reload: no answer rendered under the old settings is reused.
+    void clear_rendered() { rendered_.clear(); }
+
     // Prometheus text: lookups by protocol, profile and answer; lookup latency histograms
     // for cache hits and for lookups that waited for a resolution.
     std::string metrics_text() const;

@@ -4,6 +4,7 @@
 
 #include <syslog.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -12,7 +13,7 @@
 namespace strictmx::log {
 namespace {
 bool g_syslog = false;
-int g_verbosity = static_cast<int>(Level::Info);
+std::atomic<int> g_verbosity{static_cast<int>(Level::Info)};  // set again on reload
 std::string g_ident = "strictmx";
 
 int syslog_priority(Level l) {
@@ -51,8 +52,12 @@ void init(std::string_view ident, bool use_syslog, int verbosity) {
     if (g_syslog) openlog(g_ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+void set_verbosity(int verbosity) {
+    g_verbosity = verbosity;
+}
+
 bool enabled(Level level) {
-    return static_cast<int>(level) <= g_verbosity;
+    return static_cast<int>(level) <= g_verbosity.load(std::memory_order_relaxed);
 }
 
 void emit(Level level, std::string_view msg, std::initializer_list<Field> fields) {

@@ -30,5 +30,7 @@ inline void debug(std::string_view m, std::initializer_list<Field> f = {}) {
     emit(Level::Debug, m, f);
 }
 bool enabled(Level level);
+// daemon.verbosity on reload.
+void set_verbosity(int verbosity);
 
 }  // namespace strictmx::log
