@@ -245,21 +245,27 @@ TEST_CASE("session: listed senders, TLS-Required: No and forged route headers") 
 }
 
 namespace {
+// A TCP listener on 127.0.0.1 with a kernel-chosen port.
+int loopback_listener(int& port, int backlog = 16) {
+    int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    ::listen(lfd, backlog);
+    return lfd;
+}
+
 // A socketmap server on 127.0.0.1 that answers each request with `reply` (or closes).
 struct TinyServer {
     int lfd = -1;
     int port = 0;
     std::thread th;
     TinyServer(std::function<std::string(std::string)> reply, int requests) {
-        lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        ::listen(lfd, 16);
+        lfd = loopback_listener(port);
         th = std::thread([this, reply, requests] {
             int served = 0;
             while (served < requests) {
@@ -316,15 +322,9 @@ TEST_CASE("policy client: request format, reuse, deadline, refused") {
     CHECK(seen == std::vector<std::string>(3, "requiretls example.net"));
 
     {  // a server that accepts (the kernel does) but never answers: the deadline, not a hang
-        int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-        ::listen(lfd, 4);
-        PolicyClient pc("inet:127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 200);
+        int slow_port = 0;
+        int lfd = loopback_listener(slow_port, 4);
+        PolicyClient pc("inet:127.0.0.1:" + std::to_string(slow_port), 200);
         auto t0 = std::chrono::steady_clock::now();
         auto r = pc.lookup("requiretls", "slow.example");
         CHECK_FALSE(r.payload);
@@ -372,14 +372,8 @@ TEST_CASE("policy client: every pooled connection closed by the daemon at once")
     // strictmx-policyd closes idle clients; after a quiet spell every pooled connection is
     // gone. A lookup must then reach the daemon on a fresh connection, not fail on the next
     // stale one.
-    int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t alen = sizeof a;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
-    ::listen(lfd, 16);
+    int port = 0;
+    int lfd = loopback_listener(port);
     std::vector<std::thread> conns;
     std::mutex mu;
     std::thread acceptor([&] {
@@ -404,7 +398,7 @@ TEST_CASE("policy client: every pooled connection closed by the daemon at once")
             });
         }
     });
-    PolicyClient pc("inet:127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 2000);
+    PolicyClient pc("inet:127.0.0.1:" + std::to_string(port), 2000);
     std::vector<std::thread> first;
     for (int i = 0; i < 4; ++i)
         first.emplace_back([&] { CHECK(pc.lookup("requiretls", "a.example").payload); });
@@ -451,14 +445,8 @@ TEST_CASE("many sessions on many threads share one client and the counters", "[t
     std::atomic<int> served{0};
     constexpr int kThreads = 24, kMessages = 20;
     // A socketmap server with a thread per connection: the client keeps up to 8 open.
-    int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t alen = sizeof a;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
-    ::listen(lfd, 64);
+    int server_port = 0;
+    int lfd = loopback_listener(server_port, 64);
     std::vector<std::thread> conns;
     std::mutex conns_mu;
     std::thread acceptor([&] {
@@ -491,7 +479,7 @@ TEST_CASE("many sessions on many threads share one client and the counters", "[t
     struct Address {
         int port;
         std::string address() const { return "inet:127.0.0.1:" + std::to_string(port); }
-    } srv{ntohs(a.sin_port)};
+    } srv{server_port};
     auto client_owner = std::make_unique<PolicyClient>(srv.address(), 5000, 8);
     PolicyClient& client = *client_owner;
     Settings s;
