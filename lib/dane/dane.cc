@@ -185,6 +185,7 @@ Outcome evaluate(const std::string& domain, const dns::Answer& mx,
         o.why = "DNSSEC-signed MX and usable TLSA for every MX host";
     } else if (with_tlsa > 0) {
         o.kind = Kind::Dane;
+        o.no_usable_tlsa = covered == 0;
         o.why = "DNSSEC-signed MX with TLSA for " + std::to_string(with_tlsa) + " of " +
                 std::to_string(hosts.size()) +
                 " MX hosts; Postfix applies DANE per host (not covered: " +

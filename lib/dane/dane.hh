@@ -60,6 +60,9 @@ struct Outcome {
     dns::Answer failure;             // Fail: the answer that failed (its class picks the reply)
     std::uint32_t ttl = 0;           // smallest TTL of the answers used
     std::vector<std::string> notes;  // one line per record and state, for `strictmx query`
+    // Dane: no MX host has a usable TLSA RRset (TLSA records exist, all unusable): DANE
+    // applies (Postfix requires TLS) but authenticates no host (RFC 7672 section 3.1).
+    bool no_usable_tlsa = false;
 };
 
 // mx: the domain's MX answer (already known to be usable); hosts: the MX hosts in preference

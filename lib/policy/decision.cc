@@ -117,7 +117,12 @@ Reply render(const Decision& d, const Profile& profile) {
             if (d.override_text.empty()) return {Reply::Kind::NotFound, {}};
             return {Reply::Kind::Ok, d.override_text};
         case Decision::Kind::Dane:
-            return {Reply::Kind::Ok, dane_answer(d, profile)};
+            // requiretls: DANE that can authenticate no MX host is no authenticated path;
+            // an MTA-STS policy the domain also has may still give one.
+            if (!(profile.dane_only && d.dane_no_usable_tlsa))
+                return {Reply::Kind::Ok, dane_answer(d, profile)};
+            if (!d.policy) return {Reply::Kind::NotFound, {}};
+            break;
         case Decision::Kind::Sts:
             break;
     }

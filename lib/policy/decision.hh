@@ -31,6 +31,7 @@ struct Decision {
     std::string mx_error;       // why the MX set is unknown
     std::string override_text;  // Override only
     std::string dane_level;     // Dane only
+    bool dane_no_usable_tlsa = false;  // Dane: TLSA exists but no MX host's is usable
     // A policy failure behind this answer, as an RFC 8460 result type (libtlsrpt's codes:
     // 301 sts-policy-fetch-error, 302 sts-policy-invalid, 303 sts-webpki-invalid, 305
     // dnssec-invalid); 0 for none. Set when the failure decided the answer (a fetch that

@@ -154,7 +154,11 @@ std::optional<Decision> Engine::from_cache(const std::string& domain, const Entr
             d.domain = domain;
             d.source = "cache";
             d.dane_level = dane::kind_name(e.dane.kind);
+            d.dane_no_usable_tlsa = e.dane.no_usable_tlsa;
             d.why = e.dane.why;
+            d.mx_hosts = e.mx_hosts;
+            d.mx_known = e.mx_known;
+            d.mx_error = e.mx_error;
             if (e.policy && e.expires_at > now) d.policy = e.policy;
             note_partial_dane(d);
             return d;
@@ -563,6 +567,7 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     }
     e.dane.known = true;
     e.dane.kind = o.kind;
+    e.dane.no_usable_tlsa = o.no_usable_tlsa;
     e.dane.why = o.why;
     if (o.kind == dane::Kind::Fail) {
         e.dane.fail_class = fail_class_of(o.failure);
@@ -597,11 +602,17 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
             d.domain = domain;
             d.source = "dns";
             d.dane_level = dane::kind_name(o.kind);
+            d.dane_no_usable_tlsa = o.no_usable_tlsa;
             d.why = o.why;
             // RFC 8461 section 2: DANE wins, so the MTA-STS policy is not answered; but with
             // partial DANE an enforced policy still forbids unauthenticated delivery: the
             // profile then answers dane-only (render()).
-            if (job->sts && job->sts->kind == Decision::Kind::Sts) d.policy = job->sts->policy;
+            if (job->sts && job->sts->kind == Decision::Kind::Sts) {
+                d.policy = job->sts->policy;
+                d.mx_hosts = job->sts->mx_hosts;
+                d.mx_known = job->sts->mx_known;
+                d.mx_error = job->sts->mx_error;
+            }
             note_partial_dane(d);
             break;
         case dane::Kind::None:

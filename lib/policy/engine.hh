@@ -54,6 +54,7 @@ struct DaneState {
     UnixTime refresh_at = 0;
     std::string why;
     int fail_class = 0;  // Fail: 0 servfail, 1 timeout, 2 bogus
+    bool no_usable_tlsa = false;  // Dane: no host has a usable TLSA RRset
 };
 
 // What the engine knows about one domain.

@@ -74,6 +74,7 @@ Entry Engine::unpack(const Packed& p) {
     if (auto k = dane_kind_of(p.dane_kind)) {
         e.dane.known = true;
         e.dane.kind = *k;
+        e.dane.no_usable_tlsa = p.dane_kind == 4;
     }
     e.dane.fail_class = p.fail_class;
     e.mx_known = (p.flags & 1) != 0;

@@ -38,7 +38,7 @@ inline int dane_code(const DaneState& d) {
         case dane::Kind::None:
             return 0;
         case dane::Kind::Dane:
-            return 1;
+            return d.no_usable_tlsa ? 4 : 1;
         case dane::Kind::DaneOnly:
             return 2;
         case dane::Kind::Fail:
@@ -57,6 +57,8 @@ inline std::optional<dane::Kind> dane_kind_of(int code) {
             return dane::Kind::DaneOnly;
         case 3:
             return dane::Kind::Fail;
+        case 4:  // dane, but no MX host has a usable TLSA RRset
+            return dane::Kind::Dane;
     }
     return std::nullopt;
 }

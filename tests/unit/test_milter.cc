@@ -516,3 +516,20 @@ TEST_CASE("many sessions on many threads share one client and the counters", "[t
     client_owner.reset();  // its pooled connections close, so the server threads end
     for (auto& c : conns) c.join();
 }
+
+TEST_CASE("requiretls profile: TLSA records that authenticate no MX host are no path") {
+    using namespace strictmx::policy;
+    const Profile& p = *find_profile("requiretls");
+    Decision d;
+    d.domain = "example.net";
+    d.kind = Decision::Kind::Dane;
+    d.dane_level = "dane";
+    d.dane_no_usable_tlsa = true;
+    CHECK(render(d, p).kind == Reply::Kind::NotFound);  // 550 5.7.30 at RCPT
+    CHECK(render(d, *find_profile("postfix")).text == "dane");  // Postfix: TLS required
+    d.policy = std::make_shared<const sts::Policy>(
+        *sts::parse_policy("version: STSv1\nmode: enforce\nmx: mx.example.net\nmax_age: 600\n"));
+    d.mx_hosts = {"mx.example.net"};
+    d.mx_known = true;
+    CHECK(render(d, p).text == "secure match=mx.example.net servername=hostname");
+}
