@@ -8,6 +8,7 @@
 // spinning.
 #include "server.hh"
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -18,6 +19,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -67,12 +70,58 @@ struct Server::Conn {
 };
 
 namespace {
+// systemd socket activation (sd_listen_fds(3), without libsystemd): descriptors 3.. when
+// LISTEN_PID is this process; the variables are removed so children do not inherit them.
+std::vector<int> activated_fds() {
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* n = std::getenv("LISTEN_FDS");
+    std::vector<int> fds;
+    if (pid && n && std::strtol(pid, nullptr, 10) == static_cast<long>(::getpid())) {
+        long count = std::strtol(n, nullptr, 10);
+        for (long i = 0; i < count && i < 64; ++i) fds.push_back(3 + static_cast<int>(i));
+    }
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return fds;
+}
+
 sockaddr_storage parse_inet(const std::string& hostport, int& len) {
     sockaddr_storage ss{};
     len = sizeof ss;
     if (evutil_parse_sockaddr_port(hostport.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
         throw std::runtime_error("bad listen address inet:" + hostport);
     return ss;
+}
+}  // namespace
+
+namespace {
+// Whether listening socket `fd` is bound to the listener address `address`.
+bool same_address(int fd, const std::string& address) {
+    sockaddr_storage got{};
+    socklen_t glen = sizeof got;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &glen) != 0) return false;
+    if (address.starts_with("unix:")) {
+        if (got.ss_family != AF_UNIX) return false;
+        const auto* sun = reinterpret_cast<const sockaddr_un*>(&got);
+        return std::string(sun->sun_path) == address.substr(5);
+    }
+    if (!address.starts_with("inet:")) return false;
+    int len = 0;
+    sockaddr_storage want = parse_inet(address.substr(5), len);
+    if (want.ss_family != got.ss_family) return false;
+    if (got.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&got);
+        const auto* b = reinterpret_cast<const sockaddr_in*>(&want);
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (got.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&got);
+        const auto* b = reinterpret_cast<const sockaddr_in6*>(&want);
+        return a->sin6_port == b->sin6_port &&
+               std::memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+    }
+    return false;
 }
 }  // namespace
 
@@ -97,6 +146,8 @@ Server::~Server() {
 }
 
 void Server::bind_all() {
+    std::vector<int> activated = activated_fds();
+    std::vector<bool> used(activated.size(), false);
     for (const auto& lc : cfg_.listen) {
         auto l = std::make_unique<Listener>();
         l->server = this;
@@ -115,7 +166,25 @@ void Server::bind_all() {
         // after the cache is loaded and DNSSEC validation proven.
         unsigned flags =
             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_DISABLED;
-        if (lc.address.starts_with("inet:")) {
+        int adopted = -1;
+        for (std::size_t i = 0; i < activated.size(); ++i) {
+            if (!used[i] && same_address(activated[i], lc.address)) {
+                adopted = activated[i];
+                used[i] = true;
+                break;
+            }
+        }
+        if (adopted >= 0) {
+            // From systemd (strictmx-policyd.socket): already bound and listening; its
+            // mode and group are the socket unit's. Connections queued during a restart
+            // are served.
+            evutil_make_socket_nonblocking(adopted);
+            evutil_make_socket_closeonexec(adopted);
+            l->ev = evconnlistener_new(base_, &on_accept, l.get(), flags, -1, adopted);
+            if (!l->ev)
+                throw std::runtime_error("cannot use the socket systemd passed for " +
+                                         lc.address + ": " + std::strerror(errno));
+        } else if (lc.address.starts_with("inet:")) {
             int len = 0;
             sockaddr_storage ss = parse_inet(lc.address.substr(5), len);
             l->ev = evconnlistener_new_bind(base_, &on_accept, l.get(), flags, 128,
@@ -167,8 +236,35 @@ void Server::bind_all() {
         evconnlistener_set_error_cb(l->ev, &on_accept_error);
         log::info("listening", {{"type", lc.type},
                                 {"address", lc.address},
-                                {"profile", l->profile ? l->profile->name : "by map name"}});
+                                {"profile", l->profile ? l->profile->name
+                                            : lc.type == "socketmap" ? "by map name" : "-"},
+                                {"from", adopted >= 0 ? "systemd" : "bound here"}});
         listeners_.push_back(std::move(l));
+    }
+    for (std::size_t i = 0; i < activated.size(); ++i) {
+        if (used[i]) continue;
+        // A socket unit that listens where strictmx.toml does not: Postfix would connect
+        // and never be answered. Refuse, loudly.
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(activated[i], reinterpret_cast<sockaddr*>(&ss), &len);
+        char host[256] = "?";
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (ss.ss_family == AF_UNIX) {
+            std::snprintf(host, sizeof host, "unix:%s",
+                          reinterpret_cast<sockaddr_un*>(&ss)->sun_path);
+        } else if (ss.ss_family == AF_INET) {
+            const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+            ::inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+            std::snprintf(host, sizeof host, "inet:%s:%u", ip, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+            ::inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+            std::snprintf(host, sizeof host, "inet:[%s]:%u", ip, ntohs(a->sin6_port));
+        }
+        throw std::runtime_error(std::string("systemd passed a socket for ") + host +
+                                 " but strictmx.toml has no [[listen]] for it: make "
+                                 "strictmx-policyd.socket and [[listen]] agree");
     }
 }
 

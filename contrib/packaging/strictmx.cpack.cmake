@@ -45,6 +45,8 @@ set(STRICTMX_HOMEPAGE_URL "https://strictmx.invalid/" CACHE STRING
 
 install(FILES "${_strictmx_top}/systemd/strictmx-policyd.service"
         DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
+install(FILES "${_strictmx_top}/systemd/strictmx-policyd.socket"
+        DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
 install(FILES "${_strictmx_top}/systemd/strictmx-milter.service"
         DESTINATION "${STRICTMX_SYSTEMD_UNIT_DIR}")
 install(FILES "${_strictmx_top}/systemd/strictmx-tlsrpt.service"

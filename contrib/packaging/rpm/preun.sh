@@ -3,7 +3,7 @@
 # the units.
 if [ "$1" -eq 0 ]; then
     systemctl --no-reload disable --now strictmx-tlsrpt.timer strictmx-milter.service \
-        strictmx-policyd.service >/dev/null 2>&1 || :
+        strictmx-policyd.socket strictmx-policyd.service >/dev/null 2>&1 || :
     if [ -d /run/systemd/system ]; then
         systemctl stop strictmx-tlsrpt.service >/dev/null 2>&1 || :
     fi
