@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -24,7 +25,9 @@
 #include "policy/service.hh"
 #include "server.hh"
 #include "tlsrpt/collector.hh"
+#include "tlsrpt/reporter.hh"
 #include "tlsrpt/sources.hh"
+#include "tlsrpt/store.hh"
 #include "util/log.hh"
 
 using namespace strictmx;
@@ -301,7 +304,15 @@ int main(int argc, char** argv) {
             j["control_socket"] = config::control_path(cfg);
             if (own_ptr) {
                 const auto& st = own_ptr->stats();
+                nlohmann::json counters = nlohmann::json::object();
+                try {  // what the collector has written (its own read-only connection)
+                    auto store = tlsrpt::Store::open(tlsrpt::db_path(cfg), true);
+                    for (const auto& [k, v] : store->counters()) counters[k] = v;
+                } catch (const std::exception& e) {
+                    counters["error"] = e.what();
+                }
                 j["tlsrpt"] = {{"collector_socket", cfg.tlsrpt_socket},
+                               {"store_counters", counters},
                                {"own_sessions_reported", st.reported},
                                {"own_sessions_without_record", st.no_record},
                                {"own_sessions_duplicate", st.duplicate},
@@ -312,12 +323,28 @@ int main(int argc, char** argv) {
             return j;
         };
         store::Store* store_ptr = rt->store.get();
-        info.extra_metrics = [own_ptr, store_ptr]() {
+        info.extra_metrics = [own_ptr, store_ptr, &cfg]() {
             std::string m =
                 "# HELP strictmx_cache_persistent 1 when the cache is written to its file, 0 "
                 "in memory only.\n# TYPE strictmx_cache_persistent gauge\n"
                 "strictmx_cache_persistent " +
                 std::string(store_ptr && store_ptr->persistent() ? "1" : "0") + "\n";
+            if (own_ptr) {  // the collector's counters, as written to its store
+                try {
+                    auto store = tlsrpt::Store::open(tlsrpt::db_path(cfg), true);
+                    m += "# HELP strictmx_tlsrpt_collector TLSRPT collector counters as "
+                         "written to its store (datagrams received, invalid by kind, dropped, "
+                         "sessions by source).\n# TYPE strictmx_tlsrpt_collector counter\n";
+                    for (const auto& [k, v] : store->counters()) {
+                        std::string name;
+                        for (char ch : k)
+                            name += (std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_');
+                        m += "strictmx_tlsrpt_collector{counter=\"" + name + "\"} " +
+                             std::to_string(v) + "\n";
+                    }
+                } catch (const std::exception&) {
+                }
+            }
             {  // zeros without a [tlsrpt] collector
                 const tlsrpt::OwnReporter::Stats st =
                     own_ptr ? own_ptr->stats() : tlsrpt::OwnReporter::Stats{};

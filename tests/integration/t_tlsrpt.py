@@ -397,6 +397,15 @@ def run(t, w, d, day, cli, daemon, log_path, sock_path, maildir, httpsdir, dry):
     t.eq(st.get("datagrams_invalid"), n_bad, "stats: datagrams_invalid counts the malformed ones")
     t.ok(daemon.poll() is None, "daemon still runs after the malformed datagrams",
          tail(log_path))
+    # The running daemon shows the same counters (strictmx status, over its control socket).
+    p = subprocess.run([cli.binary, "--config", cli.conf, "status", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    try:
+        sc = json.loads(p.stdout).get("tlsrpt", {}).get("store_counters", {})
+    except ValueError:
+        sc = {}
+    t.eq((sc.get("datagrams_received"), sc.get("datagrams_invalid")), (total, n_bad),
+         "strictmx status: the collector's counters", )
 
     want = expected_reports(valid)
     want_mails = {dest[2]: g for g, dests in DESTINATIONS.items()
