@@ -6,12 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <optional>
@@ -324,6 +328,47 @@ void print_plain(const nlohmann::json& j, int indent = 0) {
     }
 }
 
+// Whether something accepts connections at a milter.listen address (strictmx-milter has no
+// control socket of its own; status reports whether it is there).
+bool answers_at(const std::string& address) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (address.starts_with("unix:")) {
+        auto* sun = reinterpret_cast<sockaddr_un*>(&ss);
+        std::string path = address.substr(5);
+        if (path.size() >= sizeof sun->sun_path) return false;
+        sun->sun_family = AF_UNIX;
+        std::memcpy(sun->sun_path, path.c_str(), path.size() + 1);
+        len = sizeof(sockaddr_un);
+    } else if (address.starts_with("inet:")) {
+        std::string hp = address.substr(5);
+        std::size_t colon = hp.rfind(':');
+        std::string host = hp.substr(0, colon), port = hp.substr(colon + 1);
+        if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        int pn = std::atoi(port.c_str());
+        if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons(static_cast<std::uint16_t>(pn));
+            len = sizeof(sockaddr_in);
+        } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(static_cast<std::uint16_t>(pn));
+            len = sizeof(sockaddr_in6);
+        } else {
+            return false;
+        }
+    } else {
+        return false;
+    }
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+    ::close(fd);
+    return ok;
+}
+
 int daemon_cmd(const config::Config& cfg, const std::string& line, bool json_out) {
     std::string why;
     auto reply = ask_daemon(cfg, line, why);
@@ -331,6 +376,9 @@ int daemon_cmd(const config::Config& cfg, const std::string& line, bool json_out
         std::fprintf(stderr, "strictmx: %s\n", why.c_str());
         return 1;
     }
+    if (line == "status")
+        (*reply)["milter"] = {{"listen", cfg.milter_listen},
+                              {"answering", answers_at(cfg.milter_listen)}};
     if (json_out) {
         std::puts(reply->dump(2).c_str());
     } else if (reply->contains("entries") && (*reply)["entries"].is_array()) {

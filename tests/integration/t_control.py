@@ -58,6 +58,9 @@ def main():
          str(st.get("listeners")))
     t.ok(isinstance(st.get("cache_entries"), int), "status: cache entries")
     t.ok("resolutions_in_flight" in st, "status: resolutions in flight")
+    t.ok(isinstance(st.get("milter", {}).get("answering"), bool) and
+         st["milter"].get("listen") == "inet:127.0.0.1:8465",
+         "status: whether strictmx-milter answers at milter.listen", str(st.get("milter")))
     rc, out, _ = run("status")
     t.ok(rc == 0 and re.search(r"(?m)^uptime_s: \d+$", out), "status: plain text", out[:300])
 
