@@ -198,6 +198,8 @@ int main(int argc, char** argv) {
             std::puts("strictmx-policyd 0.1.0");
             return 0;
         } else {
+            std::fprintf(stderr, "strictmx-policyd: unknown option or missing value: %s\n",
+                         a.c_str());
             usage(stderr);
             return 2;
         }

@@ -105,6 +105,10 @@ def main():
     t.ok(rc == 2 and "nonsense" in err, "unknown command: exit 2, named", err[:200])
     rc, _, err = run("--bogus", "status")
     t.ok(rc == 2 and "--bogus" in err, "unknown option: exit 2, named", err[:200])
+    p = subprocess.run([itlib.policyd_binary(w), "--frobnicate"], capture_output=True,
+                       text=True, timeout=10)
+    t.ok(p.returncode == 2 and "--frobnicate" in p.stderr,
+         "strictmx-policyd: an unknown option is named", p.stderr[:200])
     rc, out, _ = run("cache", "show", "not_a_domain!", "--json")
     t.ok(rc == 1 and "not a domain name" in out, "cache show of a non-domain: the error", out)
 
