@@ -29,7 +29,10 @@ constexpr std::size_t kMaxRawBytes = 64u << 20;    // received, not yet parsed
 }  // namespace
 
 Collector::Collector(const config::Config& c, const Clock& clock)
-    : cfg_(c), clock_(clock), path_(c.tlsrpt_socket) {
+    : clock_(clock),
+      path_(c.tlsrpt_socket),
+      db_path_(db_path(c)),
+      commit_interval_ms_(c.tlsrpt_commit_interval_ms) {
     sockaddr_un sun{};
     sun.sun_family = AF_UNIX;
     if (path_.empty() || path_.size() >= sizeof sun.sun_path)
@@ -88,11 +91,11 @@ Collector::~Collector() {
 }
 
 void Collector::start() {
-    store_ = Store::open(db_path(cfg_));
+    store_ = Store::open(db_path_);
     writer_thread_ = std::thread([this] { writer(); });
     thread_ = std::thread([this] { loop(); });
     reader_thread_ = std::thread([this] { reader(); });
-    log::info("tlsrpt: collecting", {{"socket", path_}, {"db", db_path(cfg_)}});
+    log::info("tlsrpt: collecting", {{"socket", path_}, {"db", db_path_}});
 }
 
 void Collector::stop() {
@@ -116,7 +119,7 @@ void Collector::writer() {
         bool stopping;
         {
             std::unique_lock<std::mutex> lk(wmu_);
-            wcv_.wait_for(lk, std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms),
+            wcv_.wait_for(lk, std::chrono::milliseconds(commit_interval_ms_),
                           [this] { return writer_stop_ || !handoff_.empty(); });
             b = std::move(handoff_);
             handoff_ = Batch{};
@@ -190,7 +193,7 @@ void Collector::commit(Batch& b) {
     UnixTime now = clock_.now();
     if (now - last_store_error_log_ >= 60) {
         log::error("tlsrpt: store write failed, outcomes kept in memory and retried",
-                   {{"db", db_path(cfg_)}, {"error", err}, {"rows", std::to_string(b.rows)}});
+                   {{"db", db_path_}, {"error", err}, {"rows", std::to_string(b.rows)}});
         last_store_error_log_ = now;
     }
     if (b.rows > kMaxPendingRows) {
@@ -271,7 +274,7 @@ void Collector::loop() {
     // off the socket in time is lost; one parsed late is not).
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     Batch batch;
-    auto interval = std::chrono::milliseconds(cfg_.tlsrpt_commit_interval_ms);
+    auto interval = std::chrono::milliseconds(commit_interval_ms_);
     auto next_commit = std::chrono::steady_clock::now() + interval;
     std::deque<Raw> work;
     for (;;) {

@@ -47,9 +47,12 @@ class Collector {
     void commit(Batch& b);  // writer thread: one transaction
     void note_reject(Reject r, const std::string& why, Batch& b);
 
-    const config::Config& cfg_;
     const Clock& clock_;
+    // Copied at construction: a configuration reload (SIGHUP) replaces the daemon's
+    // Config while these threads run.
     std::string path_;
+    std::string db_path_;
+    int commit_interval_ms_;
     Fd fd_;
     std::unique_ptr<Store> store_;
     struct Raw {
