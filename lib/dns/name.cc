@@ -48,6 +48,8 @@ std::string registered_domain(std::string_view name) {
 }
 
 bool is_ip_literal(std::string_view s) {
+    // inet_pton reads a C string: a NUL would make it judge only the part before it.
+    if (s.find('\0') != std::string_view::npos) return false;
     std::string str(s);
     unsigned char buf[16];
     return inet_pton(AF_INET, str.c_str(), buf) == 1 || inet_pton(AF_INET6, str.c_str(), buf) == 1;

@@ -23,10 +23,7 @@ PORT = 8482
 
 
 def write_config(w, d):
-    with open(os.path.join(w, "strictmx.toml")) as f:
-        fixture = f.read()
-    resolver = re.search(r"(?ms)^\[resolver\]\n(.*?)(?=^\[)", fixture).group(1)
-    https = re.search(r"(?ms)^\[https\]\n(.*?)(?=^\[)", fixture).group(1)
+    resolver, https = itlib.fixture_sections(w)
     conf = os.path.join(d, "strictmx.toml")
     with open(conf, "w") as f:
         f.write(f"""[daemon]

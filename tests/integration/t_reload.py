@@ -25,8 +25,7 @@ PORT = 8481
 
 
 def write(conf, d, fixture, override, verbosity=2, port=PORT, broken=False):
-    resolver = re.search(r"(?ms)^\[resolver\]\n(.*?)(?=^\[)", fixture).group(1)
-    https = re.search(r"(?ms)^\[https\]\n(.*?)(?=^\[)", fixture).group(1)
+    resolver, https = fixture
     with open(conf, "w") as f:
         f.write(f"""[daemon]
 log = "stderr"
@@ -52,8 +51,7 @@ def main():
     t = itlib.Checks("reload")
     d = os.path.join(w, "reload-test")
     os.makedirs(os.path.join(d, "state"), exist_ok=True)
-    with open(os.path.join(w, "strictmx.toml")) as f:
-        fixture = f.read()
+    fixture = itlib.fixture_sections(w)
     conf = os.path.join(d, "strictmx.toml")
     log_path = os.path.join(d, "policyd.log")
     write(conf, d, fixture, "secure match=a.example")

@@ -87,10 +87,7 @@ def main():
     os.makedirs(d, exist_ok=True)
     sock_path = os.path.join(d, "policyd.sock")
     conf = os.path.join(d, "strictmx.toml")
-    with open(os.path.join(w, "strictmx.toml")) as f:
-        fixture = f.read()
-    resolver = re.search(r"(?ms)^\[resolver\]\n(.*?)(?=^\[)", fixture).group(1)
-    https = re.search(r"(?ms)^\[https\]\n(.*?)(?=^\[)", fixture).group(1)
+    resolver, https = itlib.fixture_sections(w)
     with open(conf, "w") as f:
         f.write(f"""[daemon]
 log = "stderr"

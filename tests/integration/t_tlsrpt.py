@@ -216,10 +216,7 @@ class Cli:
 
 
 def write_config(w, d):
-    with open(os.path.join(w, "strictmx.toml")) as f:
-        fixture = f.read()
-    resolver = re.search(r"(?ms)^\[resolver\]\n(.*?)(?=^\[)", fixture).group(1)
-    https = re.search(r"(?ms)^\[https\]\n(.*?)(?=^\[)", fixture).group(1)
+    resolver, https = itlib.fixture_sections(w)
     # CURLOPT_CONNECT_TO uses the first entry that matches: ours goes before the fixture's
     # catch-all "::127.0.0.1:8443".
     ours = f'"reports.test:443:127.0.0.1:{HTTPS_PORT}"'

@@ -51,3 +51,9 @@ TEST_CASE("to_alabel refuses a name with a NUL instead of converting a prefix", 
     CHECK(strictmx::dns::to_alabel("caf\xc3\xa9.example\0.evil"s) == "");
     CHECK(strictmx::dns::to_alabel("caf\xc3\xa9.example") == "xn--caf-dma.example");
 }
+
+TEST_CASE("an address literal with a NUL is not one (inet_pton would read only its prefix)") {
+    CHECK(strictmx::dns::is_ip_literal("192.0.2.1"));
+    CHECK_FALSE(strictmx::dns::is_ip_literal(std::string("192.0.2.1\0evil", 14)));
+    CHECK_FALSE(strictmx::dns::is_ip_literal(std::string("::1\0", 4)));
+}

@@ -79,3 +79,30 @@ TEST_CASE("the policy of a session from the daemon's decision") {
     CHECK(policy::failure_code_of("sts-webpki-invalid: expired") == 303);
     CHECK(policy::failure_code_of("no MTA-STS policy") == 0);
 }
+
+TEST_CASE("exim tlsrpt verb: hostile bytes never reach a report unescaped") {
+    // Exim's error text comes from the remote server; names come from DNS through Exim.
+    std::string text = std::string("x\0y", 3) + "\"},{\"result-type\":\"evil\"} = : , { } \x01\x7f\xc3\x28\xff";
+    auto a = parse_exim_tlsrpt("tlsrpt validation-failure id1 example.net mx.example.net 192.0.2.1 " +
+                               text);
+    REQUIRE(std::holds_alternative<SessionEvent>(a));
+    const std::string& add = std::get<SessionEvent>(a).additional;
+    for (unsigned char c : add) {
+        INFO(add);
+        CHECK(c >= 0x20);
+        CHECK(c < 0x7f);
+    }
+    CHECK(add.size() <= 310);
+    // Names: anything but a host name (blank, '=', ':', ',', braces, NUL, 8-bit) is refused.
+    for (const char* bad : {"ex=ample.net", "ex:ample.net", "ex,ample.net", "ex{ample}.net",
+                            "ex\xc3\xa9.net.\xff", "a..b"}) {
+        INFO(bad);
+        CHECK(std::holds_alternative<std::string>(
+            parse_exim_tlsrpt(std::string("tlsrpt success id ") + bad + " - -")));
+        CHECK(std::holds_alternative<std::string>(
+            parse_exim_tlsrpt(std::string("tlsrpt success id example.net ") + bad + " -")));
+    }
+    CHECK(std::holds_alternative<std::string>(
+        parse_exim_tlsrpt(std::string("tlsrpt success id example.net mx.example.net 1.2.3.4") +
+                          std::string("\0x", 2))));
+}

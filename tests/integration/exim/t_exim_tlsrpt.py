@@ -131,6 +131,13 @@ def run(t, w, cache, base, users, daemon, tl):
         t.eq(ask(PORT, f"tlsrpt success R{tag} deliver-ok.test mx.deliver-ok.test 127.0.0.10"),
              "ok", "tlsrpt verb: a success accepted (sent three times, counted once)")
 
+    # Hostile text from a remote server inside Exim's error string: escaped, never a new
+    # member or a broken report (check_mail below parses every report strictly).
+    hostile = 'x"},{"result-type":"evil", = : , { } \x01\x7f\u00e9\u00ff end'
+    t.eq(ask(PORT, f"tlsrpt validation-failure H{tag} dane-mismatch.test "
+                   f"mx.dane-mismatch.test 127.0.0.13 {hostile}"), "ok",
+         "tlsrpt verb: a failure with hostile text accepted")
+
     # The daemon's own policy failures: notfound.test's policy is 404 (nothing cached).
     r = ask(PORT, "query notfound.test")
     t.ok(r.startswith("level=none"), "exim query notfound.test: level=none", r)
@@ -206,6 +213,12 @@ def run(t, w, cache, base, users, daemon, tl):
 
     df = one("dane-mismatch.test", "tlsa")
     fd = df.get("failure-details", [{}])
+    adds = [x.get("additional-information", "") for x in fd]
+    t.ok(any("result-type" in a for a in adds) and
+         all(all(0x20 <= ord(ch) < 0x7f for ch in a) for a in adds) and
+         all(x.get("result-type") != "evil" for x in fd),
+         "dane-mismatch.test: hostile text kept as escaped additional-information only",
+         json.dumps(fd)[:600])
     t.ok(df["summary"].get("total-failure-session-count", 0) >= 1 and fd and
          fd[0].get("result-type") in ("validation-failure", "tlsa-invalid", "dane-required"),
          "dane-mismatch.test: a DANE failure from Exim's dane:fail event", json.dumps(df))

@@ -269,6 +269,16 @@ def policy_attributes(text):
 
 # --- policy server logs ---------------------------------------------------------------
 
+def fixture_sections(w):
+    """The [resolver] and [https] tables of the fixture's strictmx.toml, as text: what a test
+    that runs a daemon of its own needs to reach the test internet."""
+    with open(os.path.join(w, "strictmx.toml")) as f:
+        fixture = f.read()
+    resolver = re.search(r"(?ms)^\[resolver\]\n(.*?)(?=^\[)", fixture).group(1)
+    https = re.search(r"(?ms)^\[https\]\n(.*?)(?=^\[)", fixture).group(1)
+    return resolver, https
+
+
 def fetch_count(w, domain):
     """HTTP requests the policy server received for mta-sts.DOMAIN, not counting
     those of t_testnet.sh (User-Agent testnet-check)."""
