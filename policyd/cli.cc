@@ -27,6 +27,7 @@
 #include "config/config.hh"
 #include "dns/name.hh"
 #include "policy/runtime.hh"
+#include "store/pg.hh"
 #include "tlsrpt/report.hh"
 #include "tlsrpt/reporter.hh"
 #include "tlsrpt/store.hh"
@@ -44,6 +45,7 @@ void usage(std::FILE* out) {
         "       strictmx [--config FILE] [--json] query [--offline] DOMAIN\n"
         "       strictmx [--config FILE] tlsrpt send --day YYYY-MM-DD [--dry-run DIR]\n"
         "       strictmx [--config FILE] tlsrpt flush | run | stats\n"
+        "       strictmx [--config FILE] store migrate | check\n"
         "  status        the running daemon: version, uptime, listeners, cache, resolutions\n"
         "  cache show    what the daemon's cache holds for DOMAIN\n"
         "  cache flush   forget DOMAIN (or everything): the next lookup resolves afresh\n"
@@ -59,7 +61,9 @@ void usage(std::FILE* out) {
         "  tlsrpt flush  retry every queued delivery now\n"
         "  tlsrpt run    the daily timer's work: finished days' reports after their random\n"
         "                delay, due retries, pruning\n"
-        "  tlsrpt stats  counters of the collector and the deliveries, key=value\n",
+        "  tlsrpt stats  counters of the collector and the deliveries, key=value\n"
+        "  store migrate fleet mode: create or upgrade the PostgreSQL schema (store.dsn)\n"
+        "  store check   fleet mode: connect and print the schema version and the counts\n",
         out);
 }
 
@@ -190,6 +194,7 @@ void print_summary(const tlsrpt::RunSummary& s) {
     std::printf("reports=%d delivered=%d queued=%d skipped=%d gave_up=%d errors=%d", s.reports,
                 s.delivered, s.queued, s.skipped, s.gave_up, s.errors);
     if (s.written) std::printf(" written=%d", s.written);
+    if (!s.elsewhere.empty()) std::printf(" reported_by=%s", s.elsewhere.c_str());
     std::printf("\n");
 }
 
@@ -256,6 +261,54 @@ int tlsrpt_cmd(const config::Config& cfg, const std::vector<std::string>& args) 
     }
     usage(stderr);
     return 2;
+}
+
+int store_cmd(const config::Config& cfg, const std::string& verb) {
+    if (!config::fleet(cfg)) {
+        std::fprintf(stderr, "strictmx: store %s: store.backend is \"%s\"; the PostgreSQL "
+                             "commands need backend = \"postgresql\" and store.dsn\n",
+                     verb.c_str(), cfg.store_backend.c_str());
+        return 2;
+    }
+    store::pg::Options o;
+    o.dsn = cfg.store_dsn;
+    o.application = "strictmx " + config::instance_name(cfg) + " cli";
+    o.statement_timeout_ms = 60'000;
+    std::string why;
+    auto conn = store::pg::connect(o, why);
+    if (!conn) {
+        std::fprintf(stderr, "strictmx: cannot connect to %s: %s\n",
+                     esc(store::pg::redact(cfg.store_dsn)).c_str(), esc(why).c_str());
+        return 1;
+    }
+    if (verb == "migrate") {
+        std::printf("%s\n", store::pg::migrate(conn.get()).c_str());
+        return 0;
+    }
+    int v = store::pg::schema_version(conn.get(), why);
+    if (v < 0) {
+        std::fprintf(stderr, "strictmx: %s\n", esc(why).c_str());
+        return 1;
+    }
+    std::printf("database %s\nschema_version=%d (this strictmx: %d)\n",
+                esc(store::pg::redact(cfg.store_dsn)).c_str(), v, store::pg::kSchemaVersion);
+    if (v != store::pg::kSchemaVersion) {
+        std::printf("run: strictmx store migrate\n");
+        return 1;
+    }
+    for (const char* q : {"SELECT 'cache_domains', count(*) FROM cache_domains",
+                          "SELECT 'cache_leases_held', count(*) FROM cache_leases WHERE until > now()",
+                          "SELECT 'tlsrpt_results', count(*) FROM tlsrpt_results",
+                          "SELECT 'tlsrpt_batches', count(*) FROM tlsrpt_shipped",
+                          "SELECT 'tlsrpt_days_claimed', count(*) FROM tlsrpt_days"}) {
+        auto r = store::pg::exec(conn.get(), q);
+        if (!r.ok()) {
+            std::fprintf(stderr, "strictmx: %s\n", esc(r.error()).c_str());
+            return 1;
+        }
+        std::printf("%s=%lld\n", r.text(0, 0).c_str(), r.num(0, 1));
+    }
+    return 0;
 }
 
 // One request to the daemon's control socket; the JSON reply, or an error.
@@ -437,6 +490,8 @@ int main(int argc, char** argv) {
     std::string daemon_line;  // a request for the running daemon
     bool is_query = offline && rest.size() == 2;
     bool is_tlsrpt = !rest.empty() && rest[0] == "tlsrpt";
+    bool is_store = rest.size() == 2 && rest[0] == "store" &&
+                    (rest[1] == "migrate" || rest[1] == "check");
     if (rest.size() == 1 && rest[0] == "status") {
         daemon_line = "status";
     } else if (rest.size() == 2 && rest[0] == "query" && !offline) {
@@ -454,7 +509,7 @@ int main(int argc, char** argv) {
             usage(stderr);
             return 2;
         }
-    } else if (!is_query && !is_tlsrpt) {
+    } else if (!is_query && !is_tlsrpt && !is_store) {
         if (rest.empty())
             std::fprintf(stderr, "strictmx: no command\n");
         else
@@ -491,6 +546,8 @@ int main(int argc, char** argv) {
     try {
         if (is_tlsrpt)
             rc = tlsrpt_cmd(cfg, std::vector<std::string>(rest.begin() + 1, rest.end()));
+        else if (is_store)
+            rc = store_cmd(cfg, rest[1]);
         else
             rc = query(cfg, rest[1]);
     } catch (const std::exception& e) {

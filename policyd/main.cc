@@ -301,9 +301,48 @@ int main(int argc, char** argv) {
         info.listeners = listener_names;
         info.dnssec = policy::validation_name(rt->validation);
         tlsrpt::OwnReporter* own_ptr = own.get();
-        info.extra = [own_ptr, &cfg]() {
+        store::SharedCache* shared_ptr = rt->shared.get();
+        tlsrpt::Collector* collector_ptr = collector.get();
+        policy::Engine* engine_ptr = rt->engine.get();
+        info.extra = [own_ptr, shared_ptr, collector_ptr, engine_ptr, &cfg]() {
             nlohmann::json j;
             j["control_socket"] = config::control_path(cfg);
+            if (shared_ptr) {
+                auto st = shared_ptr->stats();
+                const auto& es = engine_ptr->stats();
+                j["fleet"] = {{"instance", shared_ptr->instance()},
+                              {"dsn", shared_ptr->dsn_redacted()},
+                              {"connected", st.connected},
+                              {"listening", st.listening},
+                              {"last_error", st.last_error},
+                              {"claims", st.claims},
+                              {"claims_fresh", st.fresh},
+                              {"claims_lease", st.leases},
+                              {"claims_busy", st.busy},
+                              {"claims_unavailable", st.unavailable},
+                              {"claims_timed_out", st.timeouts},
+                              {"published", st.published},
+                              {"publish_pending", st.publish_pending},
+                              {"publish_errors", st.publish_errors},
+                              {"publish_dropped", st.publish_dropped},
+                              {"changes_seen", st.changes},
+                              {"answers_from_shared", es.shared_answers},
+                              {"rows_adopted", es.shared_adopted},
+                              {"rows_refused", es.shared_refused},
+                              {"waits", es.shared_waits},
+                              {"waits_expired", es.shared_wait_expired}};
+                if (collector_ptr) {
+                    auto fs = collector_ptr->fleet_stats();
+                    j["fleet"]["tlsrpt"] = {{"shipped_batches", fs.shipped_batches},
+                                            {"shipped_sessions", fs.shipped_sessions},
+                                            {"duplicate_batches", fs.duplicates},
+                                            {"late_sessions", fs.late_sessions},
+                                            {"outbox_rows", fs.outbox_rows},
+                                            {"last_error", fs.last_error}};
+                }
+            } else {
+                j["fleet"] = nullptr;
+            }
             if (own_ptr) {
                 const auto& st = own_ptr->stats();
                 nlohmann::json counters = nlohmann::json::object();
@@ -325,12 +364,37 @@ int main(int argc, char** argv) {
             return j;
         };
         store::Store* store_ptr = rt->store.get();
-        info.extra_metrics = [own_ptr, store_ptr, &cfg]() {
+        info.extra_metrics = [own_ptr, store_ptr, shared_ptr, collector_ptr, &cfg]() {
             std::string m =
                 "# HELP strictmx_cache_persistent 1 when the cache is written to its file, 0 "
                 "in memory only.\n# TYPE strictmx_cache_persistent gauge\n"
                 "strictmx_cache_persistent " +
                 std::string(store_ptr && store_ptr->persistent() ? "1" : "0") + "\n";
+            if (shared_ptr) {
+                auto st = shared_ptr->stats();
+                m += "# HELP strictmx_fleet_connected 1 while the fleet database answers.\n"
+                     "# TYPE strictmx_fleet_connected gauge\nstrictmx_fleet_connected " +
+                     std::string(st.connected ? "1" : "0") + "\n";
+                m += "# HELP strictmx_fleet_claims_total Misses and refreshes asked of the "
+                     "shared cache, by outcome.\n# TYPE strictmx_fleet_claims_total counter\n";
+                m += "strictmx_fleet_claims_total{outcome=\"fresh\"} " + std::to_string(st.fresh) + "\n";
+                m += "strictmx_fleet_claims_total{outcome=\"lease\"} " + std::to_string(st.leases) + "\n";
+                m += "strictmx_fleet_claims_total{outcome=\"busy\"} " + std::to_string(st.busy) + "\n";
+                m += "strictmx_fleet_claims_total{outcome=\"unavailable\"} " +
+                     std::to_string(st.unavailable) + "\n";
+                m += "# HELP strictmx_fleet_publish_pending Cache rows waiting to be written to "
+                     "the fleet database.\n# TYPE strictmx_fleet_publish_pending gauge\n"
+                     "strictmx_fleet_publish_pending " + std::to_string(st.publish_pending) + "\n";
+                m += "# HELP strictmx_fleet_publish_dropped_total Cache rows never written "
+                     "(the queue was full).\n# TYPE strictmx_fleet_publish_dropped_total counter\n"
+                     "strictmx_fleet_publish_dropped_total " + std::to_string(st.publish_dropped) + "\n";
+                if (collector_ptr) {
+                    auto fs = collector_ptr->fleet_stats();
+                    m += "# HELP strictmx_fleet_tlsrpt_outbox_rows TLSRPT count rows not yet in "
+                         "the fleet database.\n# TYPE strictmx_fleet_tlsrpt_outbox_rows gauge\n"
+                         "strictmx_fleet_tlsrpt_outbox_rows " + std::to_string(fs.outbox_rows) + "\n";
+                }
+            }
             if (own_ptr) {  // the collector's counters, as written to its store
                 try {
                     auto store = tlsrpt::Store::open(tlsrpt::db_path(cfg), true);

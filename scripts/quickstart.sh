@@ -20,11 +20,11 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs=(cmake g++ make pkg-config libunbound-dev libevent-dev libcurl4-openssl-dev
-            libsqlite3-dev libidn2-dev libpsl-dev publicsuffix libtomlplusplus-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libmilter-dev catch2 dns-root-data
+            libsqlite3-dev libidn2-dev libpsl-dev publicsuffix libtomlplusplus-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libmilter-dev libpq-dev catch2 dns-root-data
             ca-certificates)
 test_pkgs=(nsd ldnsutils unbound unbound-host dnsutils postfix python3 python3-aiosmtpd swaks
            libnet-ssleay-perl openssl curl iproute2 util-linux sqlite3 miltertest
-           clang-19 libclang-rt-19-dev lintian rpmlint rpm dpkg-dev)
+           clang-19 libclang-rt-19-dev lintian rpmlint rpm dpkg-dev postgresql)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

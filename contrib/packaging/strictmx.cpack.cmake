@@ -88,6 +88,7 @@ install(FILES "${_strictmx_top}/contrib/strictmx.toml"
 set(_strictmx_docs
     "${_strictmx_top}/docs/cache-schema.md"
     "${_strictmx_top}/docs/tlsrpt-schema.md"
+    "${_strictmx_top}/docs/fleet-schema.md"
     "${_strictmx_top}/contrib/postfix/main.cf.strictmx")
 file(GLOB _strictmx_postfix_milter "${_strictmx_top}/contrib/postfix/*milter*")
 list(APPEND _strictmx_docs ${_strictmx_postfix_milter})
@@ -169,7 +170,7 @@ if(STRICTMX_DPKG_SHLIBDEPS)
 else()
   # Without dpkg-dev: Debian 12's names of the runtime libraries, unversioned.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libpsl5, libtomlplusplus3, libfmt9, libmilter1.0.1, zlib1g, libstdc++6, libc6, libgcc-s1, ${_strictmx_deb_extra_depends}")
+      "libunbound8, libevent-2.1-7, libcurl4, libsqlite3-0, libidn2-0, libpsl5, libtomlplusplus3, libfmt9, libmilter1.0.1, libpq5, zlib1g, libstdc++6, libc6, libgcc-s1, ${_strictmx_deb_extra_depends}")
 endif()
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "postfix (>= 3.4), sqlite3")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -295,6 +296,35 @@ const std::vector<Setting>& table() {
                 "SO_RCVBUFFORCE): absorbs bursts while outcomes are written."),
             INT("tlsrpt", "commit_interval_ms", tlsrpt_commit_interval_ms, 10, 60'000,
                 "Outcomes are aggregated in memory and written in one transaction this often."),
+            STR("store", "backend", store_backend,
+                "Where the policy cache and the TLSRPT counts live: \"sqlite\" (this host only: "
+                "cache.path, tlsrpt.db) or \"postgresql\" (fleet mode: every instance on one "
+                "database shares one cache and one TLSRPT store; each keeps its SQLite files as "
+                "its own copy and outbox). See FLEET MODE."),
+            STR("store", "dsn", store_dsn,
+                "libpq connection string or URI of the fleet database, e.g. \"host=db1 "
+                "dbname=strictmx user=strictmx\" (a password belongs in ~/.pgpass or "
+                "PGPASSFILE, not here)."),
+            INT("store", "pool", store_pool, 1, 64,
+                "Database connections for cache reads and writes (worker threads); one more "
+                "listens for other instances' changes."),
+            STR("store", "instance", store_instance,
+                "This instance's name in leases, notifications and TLSRPT claims (letters, "
+                "digits, '.', '-', '_'). Empty: the host name."),
+            INT("store", "lease_s", store_lease_s, 5, 3600,
+                "One instance resolves a domain at a time: its lease ends after this long even "
+                "if it dies holding it."),
+            INT("store", "lease_wait_ms", store_lease_wait_ms, 100, 60'000,
+                "A lookup waits this long for the instance holding the lease, then resolves "
+                "itself. Keep it below the MTA's lookup deadline."),
+            INT("store", "timeout_ms", store_timeout_ms, 50, 60'000,
+                "A miss waits this long for the database's answer, then resolves alone."),
+            INT("store", "tlsrpt_ship_interval_ms", store_tlsrpt_ship_interval_ms, 100, 3'600'000,
+                "TLSRPT counts are written from the local outbox to the database this often."),
+            INT("store", "tlsrpt_outbox_max_rows", store_tlsrpt_outbox_max_rows, 1000,
+                100'000'000,
+                "Count rows kept in the local outbox while the database is away; past it new "
+                "counts are kept locally only (and counted as tlsrpt_unshipped)."),
             STR("control", "socket", control_socket,
                 "The control socket (unix) that strictmx status, cache and query talk to. "
                 "Default: STATE_DIR/control.sock."),
@@ -441,11 +471,31 @@ Config reloaded(const Config& old, const Config& next, std::vector<std::string>&
     KEEP("tlsrpt.socket_group", tlsrpt_socket_group);
     KEEP("tlsrpt.db", tlsrpt_db);
     KEEP("tlsrpt.receive_buffer", tlsrpt_receive_buffer);
+    KEEP("store.backend", store_backend);
+    KEEP("store.dsn", store_dsn);
+    KEEP("store.pool", store_pool);
+    KEEP("store.instance", store_instance);
+    KEEP("store.lease_s", store_lease_s);
+    KEEP("store.lease_wait_ms", store_lease_wait_ms);
+    KEEP("store.timeout_ms", store_timeout_ms);
+    KEEP("store.tlsrpt_ship_interval_ms", store_tlsrpt_ship_interval_ms);
+    KEEP("store.tlsrpt_outbox_max_rows", store_tlsrpt_outbox_max_rows);
     KEEP("control.socket", control_socket);
     KEEP("control.socket_mode", control_socket_mode);
     KEEP("control.socket_group", control_socket_group);
 #undef KEEP
     return c;
+}
+
+std::string instance_name(const Config& c) {
+    if (!c.store_instance.empty()) return c.store_instance;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) return "strictmx";
+    std::string h = host;
+    for (char& ch : h)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_')
+            ch = '_';
+    return h.substr(0, 64);
 }
 
 std::string control_path(const Config& c) {
@@ -699,6 +749,18 @@ Config parse(const std::string& text, const std::string& origin) {
     }
     if (c.log != "syslog" && c.log != "stderr")
         fail(origin + ": daemon.log", "expected \"syslog\" or \"stderr\"");
+    if (c.store_backend != "sqlite" && c.store_backend != "postgresql")
+        fail(origin + ": store.backend", "expected \"sqlite\" or \"postgresql\"");
+    if (c.store_backend == "postgresql" && c.store_dsn.empty())
+        fail(origin + ": store.dsn", "backend \"postgresql\" needs a connection string");
+    if (c.store_instance.size() > 64 ||
+        c.store_instance.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789.-_") != std::string::npos)
+        fail(origin + ": store.instance",
+             "\"" + c.store_instance + "\": at most 64 letters, digits, '.', '-' or '_'");
+    for (unsigned char ch : c.store_dsn)
+        if (ch < 0x20 || ch == 0x7f)
+            fail(origin + ": store.dsn", "control characters in the connection string");
     return c;
 }
 

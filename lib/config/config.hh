@@ -85,6 +85,16 @@ struct Config {
     int tlsrpt_retry_for_s = 86'400;    // failed deliveries are retried this long
     int tlsrpt_receive_buffer = 8 << 20;
     int tlsrpt_commit_interval_ms = 1000;
+    // [store] (fleet mode: store/shared_cache.hh, tlsrpt/fleet.hh)
+    std::string store_backend = "sqlite";  // sqlite | postgresql
+    std::string store_dsn;                 // libpq connection string
+    int store_pool = 4;
+    std::string store_instance;            // "": the host name
+    int store_lease_s = 30;
+    int store_lease_wait_ms = 3000;
+    int store_timeout_ms = 1000;
+    int store_tlsrpt_ship_interval_ms = 5000;
+    int store_tlsrpt_outbox_max_rows = 1'000'000;
     // [control]
     std::string control_socket;  // default: STATE_DIR/control.sock
     std::string control_socket_mode = "0660";
@@ -102,6 +112,11 @@ struct Config {
     // [[listen]]
     std::vector<Listen> listen;
 };
+
+// Fleet mode: [store] backend = "postgresql".
+inline bool fleet(const Config& c) { return c.store_backend == "postgresql"; }
+// store.instance, or the host name.
+std::string instance_name(const Config& c);
 
 // The control socket's path (control.socket, else STATE_DIR/control.sock).
 std::string control_path(const Config& c);

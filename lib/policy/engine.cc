@@ -45,28 +45,6 @@ EngineOptions EngineOptions::from(const config::Config& c) {
     return o;
 }
 
-struct Engine::Job {
-    std::string domain;
-    JobKind kind = JobKind::Cold;
-    std::string zone;  // registered domain (Cold only): the per-zone budget it counts against
-    std::vector<Callback> waiters;
-    int pending = 0;  // DNS queries and fetches still out
-    dns::Answer txt;
-    dns::Answer mx;
-    std::vector<dane::HostAnswers> hosts;
-    std::string txt_id;
-    std::optional<Decision> sts;  // the MTA-STS outcome, once known
-    Entry e;                      // working copy, written back when the job ends
-    Trace* trace = nullptr;
-    bool hosts_truncated = false;  // more MX hosts than max_mx_hosts: never dane-only
-    int queries = 0;               // DNS queries sent
-    int dns_rounds = 1;            // sequential DNS round trips (2 when MX hosts were queried)
-    bool fetched = false;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    void note(std::string s) {
-        if (trace) trace->push_back(std::move(s));
-    }
-};
 
 using namespace detail;
 
@@ -235,15 +213,16 @@ void Engine::resolve_fresh(const std::string& domain, Callback cb, Trace* trace)
         j->second->waiters.push_back(std::move(cb));
         return;
     }
-    start(domain, trace, JobKind::Refresh);
+    start(domain, trace, JobKind::Refresh, true);
     jobs_[domain]->waiters.push_back(std::move(cb));
 }
 
-void Engine::start(const std::string& domain, Trace* trace, JobKind kind) {
+void Engine::start(const std::string& domain, Trace* trace, JobKind kind, bool force) {
     auto job = std::make_shared<Job>();
     job->domain = domain;
     job->kind = kind;
     job->trace = trace;
+    job->force = force;
     job->pending = 2;
     job->queries = 0;
     job->e = get(domain).value_or(Entry{});
@@ -254,6 +233,19 @@ void Engine::start(const std::string& domain, Trace* trace, JobKind kind) {
         ++cold_per_zone_[job->zone];
     }
     jobs_[domain] = job;
+    if (shared_ && !force) {
+        // Fleet mode: another instance may have the answer, or be resolving it now.
+        UnixTime now = clock_.now();
+        shared_->claim(
+            domain, [now](const store::StsRow& r) { return row_usable(r, now); },
+            [this, job](store::SharedCache::ClaimResult r) { on_claim(job, std::move(r)); });
+        return;
+    }
+    begin(job);
+}
+
+void Engine::begin(const std::shared_ptr<Job>& job) {
+    const std::string& domain = job->domain;
     // The MX query goes first: an owner name too long for DNS is answered at once, and the
     // job must not end before every query is out.
     query(job, domain, dns::rrtype::MX, [this, job](dns::Answer a) {
@@ -631,14 +623,30 @@ void Engine::done_one(const std::shared_ptr<Job>& job) {
     finish(job, std::move(d));
 }
 
-void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
-    jobs_.erase(job->domain);
+void Engine::drop_job(const std::shared_ptr<Job>& job) {
+    if (auto it = jobs_.find(job->domain); it != jobs_.end() && it->second == job) jobs_.erase(it);
+    shared_wait_.erase(job->domain);
     if (job->kind == JobKind::Cold) {
         --cold_in_flight_;
         auto z = cold_per_zone_.find(job->zone);
         if (z != cold_per_zone_.end() && --z->second == 0) cold_per_zone_.erase(z);
     }
+}
+
+void Engine::finish(const std::shared_ptr<Job>& job, Decision d) {
+    drop_job(job);
     job->note("decision: " + d.why);
+    if (job->shared) {
+        ++stats_.shared_answers;
+        for (auto& cb : job->waiters) {
+            try {
+                cb(d);
+            } catch (const std::exception& ex) {
+                log::error("lookup callback failed", {{"domain", job->domain}, {"error", ex.what()}});
+            }
+        }
+        return;
+    }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - job->started);
     ++stats_.resolutions;

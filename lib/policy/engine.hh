@@ -4,6 +4,7 @@
 // one resolution among concurrent lookups of a domain.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,6 +19,7 @@
 #include "dane/dane.hh"
 #include "dns/resolver.hh"
 #include "policy/decision.hh"
+#include "store/shared_cache.hh"
 #include "store/store.hh"
 #include "sts/fetcher.hh"
 #include "util/clock.hh"
@@ -98,6 +100,23 @@ class Engine {
     // Resolve now even if cached (for `strictmx query`); `trace` receives the steps.
     void resolve_fresh(const std::string& domain, Callback cb, Trace* trace = nullptr);
 
+    // Fleet mode: the cache shared by every instance (nullptr: none). A miss or a due
+    // refresh first claims the domain there (store/shared_cache.hh); a lookup waits at most
+    // `lease_wait_ms` for another instance's resolution before resolving here.
+    void set_shared(store::SharedCache* shared, int lease_wait_ms) {
+        shared_ = shared;
+        lease_wait_ms_ = lease_wait_ms;
+    }
+    // A change another instance announced: a newer row is adopted where this instance has
+    // the domain or waits for it; a flush drops the domain here too.
+    void on_shared_change(const store::SharedCache::Change& c);
+    // Whether a shared row can be answered from without resolving (nothing expired or due).
+    // Pure: the shared cache calls it on its worker threads.
+    static bool row_usable(const store::StsRow& row, UnixTime now);
+    // Whether a shared row may be taken at all (names, ranges, sizes, the policy parses);
+    // `why` says what is wrong.
+    static bool row_plausible(const store::StsRow& row, std::string& why);
+
     // SIGHUP: new overrides, TTLs, limits and failure actions; the cache stays.
     void set_options(EngineOptions opts) { opts_ = std::move(opts); }
 
@@ -125,6 +144,8 @@ class Engine {
     // policy host), without a restart. Only "this domain had DANE" stays, so
     // policy.on_failure still never relaxes its failures. false: nothing was cached.
     bool flush(const std::string& domain);
+    // The same for this instance only (another instance flushed it).
+    bool flush_local(const std::string& domain);
     std::size_t flush_all();
     // Every cached domain, in no particular order (strictmx cache dump); `fn` returns false
     // to stop.
@@ -144,13 +165,31 @@ class Engine {
         std::uint64_t refused_busy = 0;   // TEMP: policy.max_resolutions reached
         std::uint64_t refused_zone = 0;   // TEMP: policy.max_resolutions_per_domain reached
         std::uint64_t invalid_names = 0;  // MX hosts from DNS that are not host names
+        std::uint64_t shared_answers = 0;   // lookups answered from another instance's row
+        std::uint64_t shared_adopted = 0;   // rows taken over from the shared cache
+        std::uint64_t shared_refused = 0;   // shared rows that failed the checks
+        std::uint64_t shared_waits = 0;     // lookups that waited for another instance
+        std::uint64_t shared_wait_expired = 0;  // ... and then resolved here after all
     };
     const Stats& stats() const { return stats_; }
 
   private:
     struct Job;
     enum class JobKind { Cold, Refresh };
-    void start(const std::string& domain, Trace* trace, JobKind kind);
+    void start(const std::string& domain, Trace* trace, JobKind kind, bool force = false);
+    // The resolution itself (DNS, then the policy fetch).
+    void begin(const std::shared_ptr<Job>& job);
+    void on_claim(const std::shared_ptr<Job>& job, store::SharedCache::ClaimResult r);
+    // Ends a job without a decision of its own (a refresh another instance is doing).
+    void drop_job(const std::shared_ptr<Job>& job);
+    // A finished job answered from a row another instance wrote.
+    bool answer_from_entry(const std::shared_ptr<Job>& job);
+    // Reads the shared row of `domain`, adopts it, and answers a lookup waiting for it.
+    void fetch_shared(const std::string& domain);
+    // The one conversion of a stored row (SQLite or shared) into the packed entry. `check`:
+    // the row came from outside this process and is validated first. False: not taken.
+    bool adopt(store::StsRow&& row, UnixTime now, bool check);
+
     // Sends one query, or answers at once when `name` cannot be a DNS owner name.
     void query(const std::shared_ptr<Job>& job, const std::string& name, std::uint16_t type,
                dns::Resolver::Callback cb);
@@ -169,7 +208,8 @@ class Engine {
     Decision failure_decision(const std::string& domain, int fail_class, const std::string& why,
                               bool never_relax = false) const;
     std::optional<Decision> sts_from_cache(const std::string& domain, const Entry& e) const;
-    void persist(const std::string& domain, const Entry& e);
+    // Writes the entry to the local store and, unless `share` is false, to the shared one.
+    void persist(const std::string& domain, const Entry& e, bool share = true);
     UnixTime jitter(UnixTime base, int seconds);
     void schedule_success(Entry& e);
     void schedule_failure(const std::string& domain, Entry& e, const std::string& why);
@@ -212,6 +252,10 @@ class Engine {
     std::size_t cold_in_flight_ = 0;
     std::unordered_map<std::string, std::size_t> cold_per_zone_;
     std::mt19937 rng_;
+    store::SharedCache* shared_ = nullptr;
+    int lease_wait_ms_ = 3000;
+    // Lookups waiting for another instance's resolution: domain -> when to stop waiting.
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> shared_wait_;
 };
 
 }  // namespace strictmx::policy

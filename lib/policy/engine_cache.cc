@@ -179,36 +179,7 @@ std::size_t Engine::load() {
                 dead.push_back(row.domain);
                 return;
             }
-            // The stored text was written by us in canonical form: it is parsed when used.
-            Packed p;
-            auto add = [&](const std::string& f, bool last = false) {
-                p.blob += f;
-                if (!last) p.blob += '\0';
-            };
-            add(policy_alive ? row.policy : std::string());
-            add(row.txt_id);
-            add(row.mx_hosts);
-            add(negative_alive ? row.last_error : std::string());
-            add(row.last_error);
-            add(std::string());
-            add(row.dane_kind == 0 ? std::string() : row.dane_why, true);
-            p.blob.shrink_to_fit();
-            p.fetched_at = t32(row.fetched_at);
-            p.expires_at = t32(policy_alive ? row.expires_at : 0);
-            p.negative_until = t32(negative_alive ? row.expires_at : 0);
-            p.next_refresh = t32(row.next_refresh);
-            p.mx_expires = t32(row.mx_expires);
-            p.dane_expires = t32(dane_alive ? row.dane_expires : 0);
-            p.dane_refresh = t32(row.dane_refresh);
-            p.last_used = t32(row.last_used != 0 ? row.last_used : now);
-            p.dane_seen_until = t32(row.dane_seen_until);
-            p.failures = static_cast<std::uint16_t>(std::clamp(row.failures, 0, 0xffff));
-            p.dane_kind = static_cast<std::int8_t>(dane_alive ? row.dane_kind : -1);
-            p.fail_class = static_cast<std::uint8_t>(row.dane_fail_class & 3);
-            p.flags = static_cast<std::uint8_t>(row.mx_expires != 0 ? 1 : 0);
-            p.generation = ++generation_;
-            if (entries_.size() >= opts_.max_entries) evict_lru();
-            entries_.emplace(std::move(row.domain), std::move(p));
+            adopt(std::move(row), now, false);
             ++n;
         },
         now);
@@ -225,6 +196,12 @@ std::optional<Entry> Engine::find(const std::string& domain) const {
 }
 
 bool Engine::flush(const std::string& domain) {
+    // Every instance forgets it: the shared row goes, and the others are told.
+    if (shared_) shared_->forget(domain);
+    return flush_local(domain);
+}
+
+bool Engine::flush_local(const std::string& domain) {
     auto old = get(domain);
     if (!old) return false;
     UnixTime now = clock_.now();
@@ -233,7 +210,7 @@ bool Engine::flush(const std::string& domain) {
         e.dane_seen_until = old->dane_seen_until;
         e.last_used = old->last_used;
         put(domain, e);
-        persist(domain, e);
+        persist(domain, e, false);
     } else {
         erase_entry(domain);
     }
@@ -283,8 +260,8 @@ void Engine::schedule_failure(const std::string& domain, Entry& e, const std::st
         {{"domain", domain}, {"error", why}, {"retry_in", std::to_string(e.next_refresh - now)}});
 }
 
-void Engine::persist(const std::string& domain, const Entry& e) {
-    if (!store_) return;
+void Engine::persist(const std::string& domain, const Entry& e, bool share) {
+    if (!store_ && !(shared_ && share)) return;
     store::StsRow row;
     row.domain = domain;
     row.has_policy = e.policy != nullptr;
@@ -304,7 +281,8 @@ void Engine::persist(const std::string& domain, const Entry& e) {
     row.dane_fail_class = e.dane.fail_class & 3;
     row.dane_seen_until = e.dane_seen_until;
     row.last_used = e.last_used;
-    store_->put(row);
+    if (shared_ && share) shared_->publish(row);
+    if (store_) store_->put(std::move(row));
 }
 
 void Engine::rewrite_store() {
@@ -322,7 +300,7 @@ void Engine::rewrite_store() {
     std::size_t written = 0;
     for (; rewrite_cursor_ < buckets && written < 5'000; ++rewrite_cursor_) {
         for (auto it = entries_.begin(rewrite_cursor_); it != entries_.end(rewrite_cursor_); ++it) {
-            persist(it->first, unpack(it->second));
+            persist(it->first, unpack(it->second), false);
             ++written;
         }
     }
@@ -331,6 +309,25 @@ void Engine::rewrite_store() {
 
 void Engine::tick() {
     rewrite_store();
+    if (!shared_wait_.empty()) {
+        // Another instance held the lease and has not answered: resolve here after all
+        // (its lease ends by itself; a dead holder costs this wait, never an answer).
+        auto now = std::chrono::steady_clock::now();
+        std::vector<std::string> late;
+        for (const auto& [domain, until] : shared_wait_)
+            if (until <= now) late.push_back(domain);
+        for (const auto& d : late) {
+            shared_wait_.erase(d);
+            auto j = jobs_.find(d);
+            if (j == jobs_.end()) continue;
+            ++stats_.shared_wait_expired;
+            log::warn("fleet: no answer from the instance holding the lease, resolving here",
+                      {{"domain", d}, {"waited_ms", std::to_string(lease_wait_ms_)}});
+            auto job = j->second;
+            job->e = get(d).value_or(job->e);
+            begin(job);
+        }
+    }
     UnixTime now = clock_.now();
     if (now >= next_trim_) {
         // Memory freed after a burst (failed resolutions expiring, libunbound's worker

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,35 @@
 #include "dane/dane.hh"
 #include "dns/resolver.hh"
 #include "policy/engine.hh"
+
+namespace strictmx::policy {
+
+struct Engine::Job {
+    std::string domain;
+    JobKind kind = JobKind::Cold;
+    std::string zone;  // registered domain (Cold only): the per-zone budget it counts against
+    std::vector<Callback> waiters;
+    int pending = 0;  // DNS queries and fetches still out
+    dns::Answer txt;
+    dns::Answer mx;
+    std::vector<dane::HostAnswers> hosts;
+    std::string txt_id;
+    std::optional<Decision> sts;  // the MTA-STS outcome, once known
+    Entry e;                      // working copy, written back when the job ends
+    Trace* trace = nullptr;
+    bool hosts_truncated = false;  // more MX hosts than max_mx_hosts: never dane-only
+    int queries = 0;               // DNS queries sent
+    int dns_rounds = 1;            // sequential DNS round trips (2 when MX hosts were queried)
+    bool fetched = false;
+    bool shared = false;  // answered from another instance's row: no resolution here
+    bool force = false;   // resolve even when the shared row is current (strictmx query)
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    void note(std::string s) {
+        if (trace) trace->push_back(std::move(s));
+    }
+};
+
+}  // namespace strictmx::policy
 
 namespace strictmx::policy::detail {
 

@@ -197,6 +197,43 @@ std::unique_ptr<Runtime> Runtime::create(event_base* base, const config::Config&
     }
     rt->engine = std::make_unique<Engine>(*rt->resolver, *rt->fetcher, rt->store.get(), rt->clock,
                                           EngineOptions::from(c));
+    if (persistent && config::fleet(c)) {
+        store::SharedOptions so;
+        so.instance = config::instance_name(c);
+        so.db.dsn = c.store_dsn;
+        so.db.application = "strictmx " + so.instance;
+        so.pool = c.store_pool;
+        so.lease_s = c.store_lease_s;
+        so.timeout_ms = c.store_timeout_ms;
+        // A database that answers must have our schema; one that does not answer is
+        // waited for while the instance serves on its own.
+        std::string why;
+        if (auto conn = store::pg::connect(so.db, why)) {
+            int v = store::pg::schema_version(conn.get(), why);
+            if (v != store::pg::kSchemaVersion)
+                throw std::runtime_error(
+                    "fleet database " + store::pg::redact(c.store_dsn) +
+                    (v < 0   ? ": cannot read its schema version (" + why + ")"
+                     : v == 0 ? ": no strictmx tables; run: strictmx store migrate"
+                              : ": schema version " + std::to_string(v) + ", this strictmx needs " +
+                                    std::to_string(store::pg::kSchemaVersion) +
+                                    (v < store::pg::kSchemaVersion ? "; run: strictmx store migrate"
+                                                                  : "; upgrade strictmx")));
+        } else {
+            log::error("fleet: database unavailable at start, serving on this instance's own "
+                       "until it answers",
+                       {{"dsn", store::pg::redact(c.store_dsn)}, {"error", why}});
+        }
+        rt->shared = std::make_unique<store::SharedCache>(base, so);
+        rt->engine->set_shared(rt->shared.get(), c.store_lease_wait_ms);
+        Engine* engine = rt->engine.get();
+        rt->shared->start([engine](const store::SharedCache::Change& ch) {
+            engine->on_shared_change(ch);
+        });
+        log::info("fleet: shared cache", {{"dsn", store::pg::redact(c.store_dsn)},
+                                          {"instance", so.instance},
+                                          {"pool", std::to_string(so.pool)}});
+    }
     return rt;
 }
 

@@ -45,6 +45,8 @@ struct Runtime {
     std::unique_ptr<sts::CurlFetcher> fetcher;
     std::unique_ptr<store::Store> store;
     std::unique_ptr<Engine> engine;
+    // Fleet mode only; declared after the engine so that it stops first.
+    std::unique_ptr<store::SharedCache> shared;
     Validation validation = Validation::Off;
     std::string validation_why;
 

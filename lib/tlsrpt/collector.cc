@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "tlsrpt/collector.hh"
 
+#include "store/pg.hh"
+#include "tlsrpt/fleet.hh"
+
 #include <grp.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -32,7 +35,12 @@ Collector::Collector(const config::Config& c, const Clock& clock)
     : clock_(clock),
       path_(c.tlsrpt_socket),
       db_path_(db_path(c)),
-      commit_interval_ms_(c.tlsrpt_commit_interval_ms) {
+      commit_interval_ms_(c.tlsrpt_commit_interval_ms),
+      fleet_(config::fleet(c)),
+      dsn_(c.store_dsn),
+      instance_(config::instance_name(c)),
+      ship_interval_ms_(c.store_tlsrpt_ship_interval_ms),
+      outbox_max_(c.store_tlsrpt_outbox_max_rows) {
     sockaddr_un sun{};
     sun.sun_family = AF_UNIX;
     if (path_.empty() || path_.size() >= sizeof sun.sun_path)
@@ -92,7 +100,13 @@ Collector::~Collector() {
 
 void Collector::start() {
     store_ = Store::open(db_path_);
+    if (fleet_) {
+        store_->enable_outbox(outbox_max_);
+        std::lock_guard<std::mutex> lk(smu_);
+        fleet_stats_.enabled = true;
+    }
     writer_thread_ = std::thread([this] { writer(); });
+    if (fleet_) shipper_thread_ = std::thread([this] { shipper(); });
     thread_ = std::thread([this] { loop(); });
     reader_thread_ = std::thread([this] { reader(); });
     log::info("tlsrpt: collecting", {{"socket", path_}, {"db", db_path_}});
@@ -110,6 +124,70 @@ void Collector::stop() {
     }
     wcv_.notify_one();
     writer_thread_.join();
+    if (shipper_thread_.joinable()) {
+        {
+            std::lock_guard<std::mutex> lk(smu_);
+            shipper_stop_ = true;
+        }
+        scv_.notify_one();
+        shipper_thread_.join();
+    }
+}
+
+Collector::FleetStats Collector::fleet_stats() const {
+    std::lock_guard<std::mutex> lk(smu_);
+    return fleet_stats_;
+}
+
+void Collector::shipper() {
+    // Its own handle on the local store (SQLite allows several; WAL lets it read while the
+    // writer writes) and its own database connection, reopened when lost.
+    std::unique_ptr<Store> local;
+    store::pg::ConnPtr conn;
+    UnixTime last_log = 0;
+    bool last_ok = true;
+    for (bool stopping = false; !stopping;) {
+        {
+            std::unique_lock<std::mutex> lk(smu_);
+            scv_.wait_for(lk, std::chrono::milliseconds(ship_interval_ms_),
+                          [this] { return shipper_stop_; });
+            stopping = shipper_stop_;  // one last round: what the writer committed last
+        }
+        std::string err;
+        try {
+            if (!local) local = Store::open(db_path_);
+            if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+                store::pg::Options o;
+                o.dsn = dsn_;
+                o.application = "strictmx " + instance_ + " tlsrpt";
+                conn = store::pg::connect(o, err);
+            }
+            if (conn) {
+                auto r = fleet::ship(*local, conn.get(), instance_);
+                err = r.error;
+                std::lock_guard<std::mutex> lk(smu_);
+                fleet_stats_.shipped_batches += r.batches;
+                fleet_stats_.shipped_sessions += r.sessions;
+                fleet_stats_.duplicates += r.duplicates;
+                fleet_stats_.late_sessions += r.late_sessions;
+            }
+            std::int64_t rows = local->outbox_rows();
+            std::lock_guard<std::mutex> lk(smu_);
+            fleet_stats_.outbox_rows = rows;
+            fleet_stats_.last_error = err;
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+        UnixTime now = clock_.now();
+        if (!err.empty() && (last_ok || now - last_log >= 60)) {
+            log::error("tlsrpt: fleet database unavailable, counts kept in the local outbox",
+                       {{"dsn", store::pg::redact(dsn_)}, {"error", err}});
+            last_log = now;
+        } else if (err.empty() && !last_ok) {
+            log::info("tlsrpt: fleet database reachable again, outbox shipped");
+        }
+        last_ok = err.empty();
+    }
 }
 
 void Collector::writer() {

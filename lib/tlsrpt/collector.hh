@@ -37,6 +37,15 @@ class Collector {
     // ones are counted as dropped and logged (rate-limited).
     void submit(Session s, const char* source);
 
+    // Fleet mode: what the shipper did (outbox -> database).
+    struct FleetStats {
+        bool enabled = false;
+        std::int64_t shipped_batches = 0, shipped_sessions = 0, duplicates = 0;
+        std::int64_t outbox_rows = 0, late_sessions = 0;
+        std::string last_error;  // "": the last attempt emptied the outbox
+    };
+    FleetStats fleet_stats() const;
+
     // One datagram as received (tests and the benchmark feed it directly).
     void handle(std::string_view bytes, std::size_t real_len, Batch& b);
 
@@ -44,6 +53,7 @@ class Collector {
     void reader();
     void loop();
     void writer();
+    void shipper();  // fleet mode: the outbox to the database, every ship interval
     void commit(Batch& b);  // writer thread: one transaction
     void note_reject(Reject r, const std::string& why, Batch& b);
 
@@ -83,6 +93,16 @@ class Collector {
     UnixTime last_reject_log_[kRejectKinds] = {};
     std::int64_t suppressed_[kRejectKinds] = {};
     UnixTime last_store_error_log_ = 0;
+    // Fleet mode.
+    bool fleet_ = false;
+    std::string dsn_, instance_;
+    int ship_interval_ms_ = 5000;
+    std::int64_t outbox_max_ = 0;
+    std::thread shipper_thread_;
+    std::condition_variable scv_;
+    bool shipper_stop_ = false;  // under smu_
+    mutable std::mutex smu_;
+    FleetStats fleet_stats_;     // under smu_
 };
 
 }  // namespace strictmx::tlsrpt

@@ -12,7 +12,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "dns/name.hh"
+#include "store/pg.hh"
 #include "tlsrpt/deliver.hh"
+#include "tlsrpt/fleet.hh"
 #include "tlsrpt/record.hh"
 #include "tlsrpt/report.hh"
 #include "util/log.hh"
@@ -106,6 +109,9 @@ std::string spool_path(const config::Config& c) {
 Reporter::Reporter(const config::Config& c, const Clock& clock, bool read_only)
     : cfg_(c), clock_(clock) {
     submitter_ = submitter_domain(c.tlsrpt_contact_info);
+    fleet_ = config::fleet(c);
+    instance_ = config::instance_name(c);
+    read_only_ = read_only;
     std::string path = db_path(c);
     // No store yet: nothing was collected. It is not created here (the daemon creates it,
     // as its own user).
@@ -233,8 +239,80 @@ bool Reporter::send_group(const Group& g, const std::vector<PolicyCounts>& polic
     return true;
 }
 
+namespace {
+store::pg::ConnPtr fleet_connect(const config::Config& c, const std::string& instance) {
+    store::pg::Options o;
+    o.dsn = c.store_dsn;
+    o.application = "strictmx " + instance + " tlsrpt";
+    std::string why;
+    auto conn = store::pg::connect(o, why);
+    if (!conn)
+        throw std::runtime_error("the fleet database (" + store::pg::redact(c.store_dsn) +
+                                 ") is unavailable: " + why + "; reports wait for it");
+    return conn;
+}
+}  // namespace
+
+std::vector<OutboxRow> Reporter::fleet_rows(const std::string& day) {
+    auto conn = fleet_connect(cfg_, instance_);
+    std::vector<OutboxRow> rows;
+    // Written by other instances: checked before they shape a report.
+    for (auto& r : fleet::day_rows(conn.get(), day)) {
+        bool ok = dns::is_hostname(r.domain) && r.record.size() <= 4096 && r.policy.size() <= 65536 &&
+                  r.detail.size() <= 4096 && r.a >= 0 && r.b >= 0;
+        if (!ok) {
+            log::error("tlsrpt: fleet row refused", {{"day", day}, {"domain", r.domain.substr(0, 80)}});
+            continue;
+        }
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+std::string Reporter::fleet_prepare(const std::string& day, bool claim) {
+    auto conn = fleet_connect(cfg_, instance_);
+    if (store_ && !read_only_) {
+        auto r = fleet::ship(*store_, conn.get(), instance_);
+        if (!r.error.empty())
+            throw std::runtime_error("shipping this host's counts failed: " + r.error);
+    }
+    if (!claim) return instance_;
+    std::string holder = fleet::claim_day(conn.get(), day, instance_);
+    if (holder != instance_) return holder;
+    if (!store_) store_ = Store::open(db_path(cfg_));
+    if (!store_->meta_get("fleet_imported:" + day)) {
+        auto rows = fleet_rows(day);
+        std::string err;
+        if (!store_->replace_day(day, rows, err))
+            throw std::runtime_error("copying the fleet's counts of " + day + " failed: " + err);
+        log::info("tlsrpt: day claimed for the fleet", {{"day", day}, {"instance", instance_},
+                                                        {"rows", std::to_string(rows.size())}});
+    }
+    return holder;
+}
+
 RunSummary Reporter::send_day(const std::string& day, const std::string& dry_run_dir) {
     RunSummary sum;
+    if (fleet_ && !dry_run_dir.empty()) {
+        // A dry run claims nothing: the fleet's sums in a scratch store.
+        auto scratch = Store::open(":memory:");
+        std::string err;
+        if (!scratch->replace_day(day, fleet_rows(day), err))
+            throw std::runtime_error("reading the fleet's counts failed: " + err);
+        std::swap(store_, scratch);
+        store_->for_each_group(day, [&](const Group& g, std::vector<PolicyCounts>& pols) {
+            send_group(g, pols, dry_run_dir, sum);
+        });
+        std::swap(store_, scratch);
+        return sum;
+    }
+    if (fleet_) {
+        std::string holder = fleet_prepare(day, true);
+        if (holder != instance_) {
+            sum.elsewhere = holder;
+            return sum;
+        }
+    }
     if (!store_) return sum;
     store_->for_each_group(day, [&](const Group& g, std::vector<PolicyCounts>& pols) {
         send_group(g, pols, dry_run_dir, sum);
@@ -296,12 +374,24 @@ RunSummary Reporter::flush(bool all) {
 
 RunSummary Reporter::run() {
     RunSummary sum;
-    if (!store_) return sum;
     UnixTime now = clock_.now();
     std::string today = utc_day(now);
     std::string oldest = utc_day(now - static_cast<UnixTime>(cfg_.tlsrpt_retention_days) * 86'400);
+    if (fleet_) {
+        // Finished days with counts anywhere in the fleet: the first instance to ask after
+        // the grace period reports them.
+        fleet_prepare(today, false);
+        auto conn = fleet_connect(cfg_, instance_);
+        for (const auto& day : fleet::days(conn.get())) {
+            if (day >= today || day < oldest) continue;
+            if (now < day_start(day).value_or(0) + 86'400 + kFleetGraceSeconds) continue;
+            fleet_prepare(day, true);
+        }
+    }
+    if (!store_) return sum;
     for (const auto& day : store_->days()) {
         if (day >= today || day < oldest) continue;
+        if (fleet_ && !store_->meta_get("fleet_imported:" + day)) continue;  // not ours
         UnixTime end = day_start(day).value_or(0) + 86'400;
         store_->for_each_group(day, [&](const Group& g, std::vector<PolicyCounts>& pols) {
             UnixTime delay = cfg_.tlsrpt_max_delay_s > 0

@@ -25,7 +25,12 @@ struct RunSummary {
     int skipped = 0;    // destinations already delivered or queued before
     int errors = 0;     // deliveries neither delivered nor queued (spool not writable ...)
     int written = 0;    // dry run: files written
+    std::string elsewhere;  // fleet mode: the instance that reports the day instead
 };
+
+// Fleet mode: a day is claimed this long after it ended at the earliest, so that every
+// instance has shipped its counts (they ship every few seconds while the database is up).
+inline constexpr long kFleetGraceSeconds = 900;
 
 class Reporter {
   public:
@@ -52,11 +57,19 @@ class Reporter {
                     const std::string& dry_run_dir, RunSummary& sum);
     void retry(Delivery d, RunSummary& sum);
     UnixTime backoff(int attempts) const;
+    // Fleet mode: ship this host's outbox, then claim `day`; when it is ours, copy the
+    // fleet's sums into the local store once. Returns the holder. Throws when the database
+    // cannot be reached.
+    std::string fleet_prepare(const std::string& day, bool claim);
+    std::vector<OutboxRow> fleet_rows(const std::string& day);
 
     const config::Config& cfg_;
     const Clock& clock_;
     std::unique_ptr<Store> store_;  // null: no store yet (nothing collected)
     std::string submitter_;
+    bool fleet_ = false;
+    std::string instance_;
+    bool read_only_ = false;
 };
 
 }  // namespace strictmx::tlsrpt

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdio>
+#include <random>
 #include <ctime>
 #include <stdexcept>
 
@@ -35,6 +36,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT NOT NULL DEFAULT '', spool_file TEXT NOT NULL DEFAULT '',
     UNIQUE (day, domain, record, destination));
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, next_try);
+CREATE TABLE IF NOT EXISTS outbox (
+    batch INTEGER NOT NULL, day TEXT NOT NULL, domain TEXT NOT NULL, record TEXT NOT NULL,
+    policy TEXT NOT NULL, detail TEXT NOT NULL, a INTEGER NOT NULL, b INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_batch ON outbox(batch);
 )SQL";
 
 class Stmt {
@@ -89,6 +94,24 @@ bool exec(sqlite3* db, const char* sql, std::string* err = nullptr) {
     if (err) *err = msg ? msg : "sqlite error";
     sqlite3_free(msg);
     return false;
+}
+
+// One immediate transaction around `body`, which throws on failure: all of it or nothing.
+template <typename Fn>
+bool in_transaction(sqlite3* db, std::string& err, Fn&& body) {
+    if (!exec(db, "BEGIN IMMEDIATE", &err)) return false;
+    try {
+        body();
+    } catch (const std::exception& e) {
+        err = e.what();
+        exec(db, "ROLLBACK");
+        return false;
+    }
+    if (!exec(db, "COMMIT", &err)) {
+        exec(db, "ROLLBACK");
+        return false;
+    }
+    return true;
 }
 
 Delivery read_delivery(Stmt& s) {
@@ -200,8 +223,7 @@ std::unique_ptr<Store> Store::open(const std::string& path, bool read_only) {
 
 bool Store::apply(const Batch& b, std::string& err) {
     sqlite3* db = db_.get();
-    if (!exec(db, "BEGIN IMMEDIATE", &err)) return false;
-    try {
+    return in_transaction(db, err, [&] {
         Stmt res(db,
                  "INSERT INTO results(day, domain, record, policy, success, failure) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(day, domain, record, policy) DO "
@@ -228,21 +250,13 @@ bool Store::apply(const Batch& b, std::string& err) {
                 }
             }
         }
+        if (outbox_max_ > 0) append_outbox(b);
         for (const auto& [k, v] : b.counters) {
             cnt.reset();
             cnt.text(1, k).num(2, v);
             if (cnt.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
         }
-    } catch (const std::exception& e) {
-        err = e.what();
-        exec(db, "ROLLBACK");
-        return false;
-    }
-    if (!exec(db, "COMMIT", &err)) {
-        exec(db, "ROLLBACK");
-        return false;
-    }
-    return true;
+    });
 }
 
 sqlite3_stmt* Store::cached(const char* sql) {
@@ -401,6 +415,135 @@ std::vector<Delivery> Store::deliveries(const std::string& state) {
     s.text(1, state);
     while (s.row()) out.push_back(read_delivery(s));
     return out;
+}
+
+void Store::enable_outbox(std::int64_t max_rows) {
+    outbox_max_ = max_rows;
+    if (source_id().empty()) {
+        std::random_device rd;
+        char hex[33];
+        for (int i = 0; i < 16; ++i) std::snprintf(hex + 2 * i, 3, "%02x", rd() & 0xff);
+        meta_set("outbox_source", std::string(hex, 32));
+    }
+}
+
+std::string Store::source_id() { return meta_get("outbox_source").value_or(""); }
+
+std::optional<std::string> Store::meta_get(const std::string& key) {
+    Stmt s(db_.get(), "SELECT value FROM meta WHERE key = ?1");
+    s.text(1, key);
+    if (!s.row()) return std::nullopt;
+    return s.col_text(0);
+}
+
+bool Store::meta_set(const std::string& key, const std::string& value) {
+    Stmt s(db_.get(), "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET "
+                      "value = ?2");
+    s.text(1, key).text(2, value);
+    return s.step() == SQLITE_DONE;
+}
+
+void Store::append_outbox(const Batch& b) {
+    // Inside apply()'s transaction: the counts and their outbox rows commit together.
+    sqlite3* db = db_.get();
+    std::int64_t have = 0, next = 1;
+    {
+        Stmt c(db, "SELECT count(*) FROM outbox");
+        if (c.row()) have = c.col_num(0);
+        Stmt n(db, "SELECT value FROM meta WHERE key = 'outbox_next'");
+        if (n.row()) next = std::stoll(n.col_text(0));
+    }
+    std::int64_t rows = 0, sessions = 0;
+    for (const auto& [gk, pols] : b.groups)
+        for (const auto& [pk, c] : pols) {
+            rows += 1 + static_cast<std::int64_t>(c.details.size());
+            sessions += c.success + c.failure;
+        }
+    if (rows == 0) return;
+    if (have + rows > outbox_max_) {
+        // The database has been away too long: these counts stay in this host's store only.
+        Stmt counters(db, "INSERT INTO counters(name, value) VALUES ('tlsrpt_unshipped', ?1) "
+                          "ON CONFLICT(name) DO UPDATE SET value = value + ?1");
+        counters.num(1, sessions);
+        if (counters.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+        return;
+    }
+    Stmt ins(db, "INSERT INTO outbox(batch, day, domain, record, policy, detail, a, b) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    for (const auto& [gk, pols] : b.groups) {
+        const auto& [day, domain, record] = gk;
+        for (const auto& [pk, c] : pols) {
+            ins.reset();
+            ins.num(1, next).text(2, day).text(3, domain).text(4, record).text(5, pk).text(6, "");
+            ins.num(7, c.success).num(8, c.failure);
+            if (ins.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+            for (const auto& [dk, n] : c.details) {
+                ins.reset();
+                ins.num(1, next).text(2, day).text(3, domain).text(4, record).text(5, pk);
+                ins.text(6, dk).num(7, n).num(8, 0);
+                if (ins.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+            }
+        }
+    }
+    Stmt up(db, "INSERT INTO meta(key, value) VALUES ('outbox_next', ?1) ON CONFLICT(key) DO "
+                "UPDATE SET value = ?1");
+    up.text(1, std::to_string(next + 1));
+    if (up.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+}
+
+std::vector<OutboxBatch> Store::outbox(int max_batches) {
+    std::vector<OutboxBatch> out;
+    Stmt ids(db_.get(), "SELECT DISTINCT batch FROM outbox ORDER BY batch LIMIT ?1");
+    ids.num(1, max_batches);
+    while (ids.row()) out.push_back(OutboxBatch{ids.col_num(0), {}});
+    for (auto& ob : out) {
+        Stmt r(db_.get(), "SELECT day, domain, record, policy, detail, a, b FROM outbox WHERE "
+                          "batch = ?1");
+        r.num(1, ob.batch);
+        while (r.row())
+            ob.rows.push_back(OutboxRow{r.col_text(0), r.col_text(1), r.col_text(2),
+                                        r.col_text(3), r.col_text(4), r.col_num(5), r.col_num(6)});
+    }
+    return out;
+}
+
+bool Store::outbox_done(std::int64_t batch) {
+    Stmt s(db_.get(), "DELETE FROM outbox WHERE batch = ?1");
+    s.num(1, batch);
+    return s.step() == SQLITE_DONE;
+}
+
+std::int64_t Store::outbox_rows() {
+    Stmt s(db_.get(), "SELECT count(*) FROM outbox");
+    return s.row() ? s.col_num(0) : 0;
+}
+
+bool Store::replace_day(const std::string& day, const std::vector<OutboxRow>& rows,
+                        std::string& err) {
+    sqlite3* db = db_.get();
+    return in_transaction(db, err, [&] {
+        for (const char* sql : {"DELETE FROM results WHERE day = ?1", "DELETE FROM failures WHERE day = ?1"}) {
+            Stmt d(db, sql);
+            d.text(1, day);
+            if (d.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+        }
+        Stmt res(db, "INSERT INTO results(day, domain, record, policy, success, failure) VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6)");
+        Stmt fail(db, "INSERT INTO failures(day, domain, record, policy, detail, sessions) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5, ?6)");
+        for (const auto& r : rows) {
+            Stmt& st = r.detail.empty() ? res : fail;
+            st.reset();
+            st.text(1, day).text(2, r.domain).text(3, r.record).text(4, r.policy);
+            if (r.detail.empty()) st.num(5, r.a).num(6, r.b);
+            else st.text(5, r.detail).num(6, r.a);
+            if (st.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+        }
+        Stmt m(db, "INSERT INTO meta(key, value) VALUES (?1, '1') ON CONFLICT(key) DO UPDATE SET "
+                   "value = '1'");
+        m.text(1, "fleet_imported:" + day);
+        if (m.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+    });
 }
 
 int Store::prune_before(const std::string& day) {

@@ -45,6 +45,17 @@ struct PolicyCounts {
     std::vector<std::pair<FailureDetail, std::int64_t>> details;
 };
 
+// Fleet mode: counts waiting in the local outbox until the database has them. A row with an
+// empty detail is a result (a = success, b = failure); otherwise a failure detail (a = sessions).
+struct OutboxRow {
+    std::string day, domain, record, policy, detail;
+    std::int64_t a = 0, b = 0;
+};
+struct OutboxBatch {
+    std::int64_t batch = 0;  // increasing per store; with source_id() unique in the fleet
+    std::vector<OutboxRow> rows;
+};
+
 struct Group {
     std::string day, domain, record;
 };
@@ -90,9 +101,25 @@ class Store {
     // Drop outcomes, reports and finished deliveries of days before `day`.
     int prune_before(const std::string& day);
 
+    // Fleet mode (tlsrpt/fleet.hh). From now on apply() also appends its counts to the
+    // outbox, in the same transaction, while it holds fewer than `max_rows` rows; past it
+    // the counts stay local and the sessions add to counter tlsrpt_unshipped.
+    void enable_outbox(std::int64_t max_rows);
+    std::string source_id();  // random, made once per store: names its outbox batches
+    std::vector<OutboxBatch> outbox(int max_batches);  // oldest first
+    bool outbox_done(std::int64_t batch);
+    std::int64_t outbox_rows();
+    // The day's counts replaced by `rows` (the fleet's sums), marked imported, in one
+    // transaction.
+    bool replace_day(const std::string& day, const std::vector<OutboxRow>& rows, std::string& err);
+    std::optional<std::string> meta_get(const std::string& key);
+    bool meta_set(const std::string& key, const std::string& value);
+
   private:
     explicit Store(SqlitePtr db) : db_(std::move(db)) {}
     sqlite3_stmt* cached(const char* sql);  // prepared once, reset for each use
+    void append_outbox(const Batch& b);     // inside apply()'s transaction
+    std::int64_t outbox_max_ = 0;           // 0: no outbox
     SqlitePtr db_;
     std::map<const char*, SqliteStmtPtr> stmts_;
 };
